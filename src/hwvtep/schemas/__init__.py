@@ -1,0 +1,1 @@
+"""Schemas shipped with hwvtep (package data)."""
