@@ -49,7 +49,7 @@ def _string_needs_quotes(s: str) -> bool:
     if not s or not (s[0].isascii() and (s[0].isalpha() or s[0] == "_")):
         return True
     for c in s[1:]:
-        if not (c.isascii() and (c.isalpha() or c in "_-.")):
+        if not (c.isascii() and (c.isalnum() or c in "_-.")):
             return True
     return s in ("true", "false") or UUID_RE.match(s) is not None
 
