@@ -13,6 +13,7 @@ sorting lowercase UUID strings equals its numeric UUID order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,8 @@ Symtab = Callable[[str], str]
 
 EMPTY: Datum = ()
 
+_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 
 def atom_from_json(base: BaseType, j: Any, symtab: Symtab | None = None) -> Atom:
     """Parse and type-check one atom (constraints are checked separately)."""
@@ -54,16 +57,17 @@ def atom_from_json(base: BaseType, j: Any, symtab: Symtab | None = None) -> Atom
             raise syntax_error("integer out of range", j)
         raise syntax_error("expected integer", j)
     if t == UUID:
+        # Open vSwitch's wording: a named-uuid outside a transaction is just "not a uuid".
         if isinstance(j, list) and len(j) == 2 and isinstance(j[1], str):
             if j[0] == "uuid":
                 if UUID_RE.match(j[1]):
                     return j[1].lower()
                 raise syntax_error(f'"{j[1]}" is not a valid UUID', j)
-            if j[0] == "named-uuid":
-                if symtab is None:
-                    raise syntax_error("named-uuid not allowed here", j)
+            if j[0] == "named-uuid" and symtab is not None:
+                if not _ID_RE.match(j[1]):
+                    raise syntax_error("named-uuid string is not a valid <id>", j)
                 return symtab(j[1])
-        raise syntax_error("expected UUID", j)
+        raise syntax_error('expected ["uuid", <string>]', j)
     if t == REAL:
         if isinstance(j, float):
             return j
@@ -93,40 +97,45 @@ def datum_from_json(ctype: ColumnType, j: Any, symtab: Symtab | None = None) -> 
     """Parse a column value in RFC 7047 notation into a canonical datum.
 
     Type and constraint errors raise :class:`OvsdbError`; so do duplicate set elements or
-    map keys and a number of elements outside [n_min, n_max].
+    map keys and a number of elements outside [n_min, n_max], all with Open vSwitch's
+    tags and wording (a wrong count is a "syntax error" naming the set or map).
     """
     key = ctype.key
-    if ctype.value is not None:
-        value = ctype.value
-        if not (isinstance(j, list) and len(j) == 2 and j[0] == "map"
+    value = ctype.value
+    if value is not None or (isinstance(j, list) and len(j) > 0 and j[0] == "set"):
+        # Open vSwitch's order and wording: the count is checked before any element.
+        cls = "set" if value is None else "map"
+        if not (isinstance(j, list) and len(j) == 2 and j[0] == cls
                 and isinstance(j[1], list)):
-            raise syntax_error("expected map", j)
-        pairs = []
-        for p in j[1]:
-            if not (isinstance(p, list) and len(p) == 2):
-                raise syntax_error("expected [key, value] pair", p)
-            pairs.append((_check(key, atom_from_json(key, p[0], symtab)),
-                          _check(value, atom_from_json(value, p[1], symtab))))
-        pairs.sort(key=_first)
-        for i in range(1, len(pairs)):
-            if pairs[i][0] == pairs[i - 1][0]:
-                raise OvsdbError("ovsdb error", "map contains duplicate key")
-        result: Datum = tuple(pairs)
-    else:
-        if isinstance(j, list) and len(j) == 2 and j[0] == "set":
-            if not isinstance(j[1], list):
-                raise syntax_error("expected set", j)
-            atoms = [_check(key, atom_from_json(key, a, symtab)) for a in j[1]]
-            if len(atoms) > 1:
-                atoms.sort()
-                for i in range(1, len(atoms)):
-                    if atoms[i] == atoms[i - 1]:
-                        raise OvsdbError("ovsdb error", "set contains duplicate value")
-            result = tuple(atoms)
-        else:
-            result = (_check(key, atom_from_json(key, j, symtab)),)
-    check_size(ctype, result)
-    return result
+            raise syntax_error(f'expected ["{cls}", <array>]', j)
+        inner = j[1]
+        n = len(inner)
+        if n < ctype.n_min or n > ctype.n_max:
+            if ctype.n_min == 1 and ctype.n_max == 1:
+                raise syntax_error(f"{cls} must have exactly one member but {n} are present", j)
+            raise syntax_error(
+                f"{cls} must have {ctype.n_min} to {ctype.n_max} members but {n} are present", j)
+        if value is not None:
+            pairs = []
+            for p in inner:
+                if not (isinstance(p, list) and len(p) == 2):
+                    raise syntax_error("expected 2-element array", p)
+                pairs.append((_check(key, atom_from_json(key, p[0], symtab)),
+                              _check(value, atom_from_json(value, p[1], symtab))))
+            pairs.sort(key=_first)
+            for i in range(1, len(pairs)):
+                if pairs[i][0] == pairs[i - 1][0]:
+                    raise OvsdbError("ovsdb error", "map contains duplicate key")
+            return tuple(pairs)
+        atoms = [_check(key, atom_from_json(key, a, symtab)) for a in inner]
+        if n > 1:
+            atoms.sort()
+            for i in range(1, n):
+                if atoms[i] == atoms[i - 1]:
+                    raise OvsdbError("ovsdb error", "set contains duplicate")
+        return tuple(atoms)
+    # A bare atom is a one-element set, which every column type admits.
+    return (_check(key, atom_from_json(key, j, symtab)),)
 
 
 def check_size(ctype: ColumnType, datum: Datum) -> None:
