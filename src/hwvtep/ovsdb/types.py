@@ -328,3 +328,20 @@ class ColumnType:
         if self.n_max != 1:
             out["max"] = "unlimited" if self.n_max == UNLIMITED else self.n_max
         return out
+
+
+def type_to_english(ctype: ColumnType) -> str:
+    """A column type as Open vSwitch names it in error details ("set of 1 to 3 integers")."""
+    key = ctype.key.type
+    if ctype.is_scalar:
+        return key
+    out = "map" if ctype.value is not None else "set"
+    if ctype.n_max == UNLIMITED:
+        out += f" of {ctype.n_min} or more" if ctype.n_min else " of"
+    elif ctype.n_min:
+        out += f" of {ctype.n_min} to {ctype.n_max}"
+    else:
+        out += f" of up to {ctype.n_max}"
+    if ctype.value is None:
+        return f"{out} {key}s"
+    return f"{out} ({key}, {ctype.value.type}) pairs"
