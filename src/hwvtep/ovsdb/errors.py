@@ -44,7 +44,8 @@ class OvsdbError(Exception):
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.tag}
         if self.syntax is not None:
-            out["syntax"] = orjson.dumps(self.syntax).decode()
+            # Open vSwitch prints the offending JSON with its object members sorted.
+            out["syntax"] = orjson.dumps(self.syntax, option=orjson.OPT_SORT_KEYS).decode()
         if self.details is not None:
             out["details"] = self.details
         return out

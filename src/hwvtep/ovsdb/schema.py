@@ -132,6 +132,10 @@ def parse_column(table: str, name: str, j: Any) -> ColumnSchema:
         raise syntax_error(f"{where}: {details}", j) from None
     ephemeral = _member(j, "ephemeral", where, bool) or False
     mutable = _member(j, "mutable", where, bool)
+    # As Open vSwitch: a weak reference must be removable when its target goes away, so a
+    # weak reference column is always mutable whatever the schema says.
+    if ctype.key.is_weak_ref or (ctype.value is not None and ctype.value.is_weak_ref):
+        mutable = True
     return ColumnSchema(name, ctype, ephemeral, True if mutable is None else mutable)
 
 
