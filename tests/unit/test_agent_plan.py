@@ -369,9 +369,7 @@ def test_plan_between_two_programmed_states(old: NodeState, new: NodeState) -> N
     if DeleteLink in kinds:
         first_delete = kinds.index(DeleteLink)
         assert FdbDelete not in kinds[first_delete:]
-        assert not any(
-            k in (CreateBridge, CreateVxlan, CreateVlan) for k in kinds[:first_delete]
-        )
+        assert not any(k in (CreateBridge, CreateVxlan, CreateVlan) for k in kinds[:first_delete])
     after = k.run(ops).read()
     assert_realised(new, before, after)
     assert plan(new, after) == []
@@ -379,7 +377,9 @@ def test_plan_between_two_programmed_states(old: NodeState, new: NodeState) -> N
 
 @settings(max_examples=200, deadline=None)
 @given(desired_states(), st.data())
-def test_plan_is_minimal_when_only_things_are_missing(desired: NodeState, data: st.DataObject) -> None:
+def test_plan_is_minimal_when_only_things_are_missing(
+    desired: NodeState, data: st.DataObject
+) -> None:
     k = kernel_with_ports()
     converge(desired, k)
     full = k.read()
@@ -478,7 +478,8 @@ def test_single_flood_remote_change_is_not_a_replace() -> None:
 def test_tunnel_ip_change_recreates_vxlan_without_fdb_deletes() -> None:
     k = programmed(ls(ucast={"00:00:5e:00:53:01": "10.0.0.2"}, flood={"10.0.0.2"}))
     new = NodeState.build(
-        PREFIX, [ls(local_ip="10.0.0.9", ucast={"00:00:5e:00:53:01": "10.0.0.2"}, flood={"10.0.0.2"})]
+        PREFIX,
+        [ls(local_ip="10.0.0.9", ucast={"00:00:5e:00:53:01": "10.0.0.2"}, flood={"10.0.0.2"})],
     )
     assert plan(new, k.read()) == [
         DeleteLink("hvx5"),
@@ -501,9 +502,7 @@ def test_unbinding_releases_port_from_a_bridge_that_stays() -> None:
 
 
 def test_removing_a_switch_deletes_devices_only() -> None:
-    k = programmed(
-        ls(5, bindings={Binding("p1"), Binding("p2", 10)}, flood={"10.0.0.2"}), ls(6)
-    )
+    k = programmed(ls(5, bindings={Binding("p1"), Binding("p2", 10)}, flood={"10.0.0.2"}), ls(6))
     new = NodeState.build(PREFIX, [ls(6)])
     assert plan(new, k.read()) == [DeleteLink("p2.10"), DeleteLink("hvx5"), DeleteLink("hvb5")]
     after = converge(new, k)
@@ -514,7 +513,9 @@ def test_down_devices_are_brought_up() -> None:
     k = programmed(ls(5, bindings={Binding("p1"), Binding("p3", 10)}))
     for name in ("hvb5", "hvx5", "p1", "p3.10"):
         k.links[name].up = False
-    ops = plan(NodeState.build(PREFIX, [ls(5, bindings={Binding("p1"), Binding("p3", 10)})]), k.read())
+    ops = plan(
+        NodeState.build(PREFIX, [ls(5, bindings={Binding("p1"), Binding("p3", 10)})]), k.read()
+    )
     assert sorted(ops, key=repr) == sorted(
         [SetState(n, True) for n in ("hvb5", "hvx5", "p1", "p3.10")], key=repr
     )
@@ -533,7 +534,9 @@ def test_port_held_by_foreign_bridge_is_left_alone_and_reported() -> None:
 
 def test_missing_port_blocks_all_its_bindings() -> None:
     k = kernel_with_ports(("p1",))
-    desired = NodeState.build(PREFIX, [ls(5, bindings={Binding("p9"), Binding("p9", 7), Binding("p1")})])
+    desired = NodeState.build(
+        PREFIX, [ls(5, bindings={Binding("p9"), Binding("p9", 7), Binding("p1")})]
+    )
     actual = k.read()
     assert blocked(desired, actual) == {Binding("p9"), Binding("p9", 7)}
     ops = plan(desired, actual)
@@ -638,7 +641,9 @@ def test_logical_switch_validation() -> None:
 
 def test_build_rejects_clashes() -> None:
     with pytest.raises(ModelError, match="bound to VNIs"):
-        NodeState.build(PREFIX, [ls(5, bindings={Binding("p1", 10)}), ls(6, bindings={Binding("p1", 10)})])
+        NodeState.build(
+            PREFIX, [ls(5, bindings={Binding("p1", 10)}), ls(6, bindings={Binding("p1", 10)})]
+        )
     with pytest.raises(ModelError, match="two logical switches"):
         NodeState.build(PREFIX, [ls(5), ls(5)])
     with pytest.raises(ModelError, match="reserved"):
@@ -648,7 +653,9 @@ def test_build_rejects_clashes() -> None:
 
 
 def test_same_port_untagged_and_tagged_in_two_switches() -> None:
-    state = NodeState.build(PREFIX, [ls(5, bindings={Binding("p1")}), ls(6, bindings={Binding("p1", 20)})])
+    state = NodeState.build(
+        PREFIX, [ls(5, bindings={Binding("p1")}), ls(6, bindings={Binding("p1", 20)})]
+    )
     assert Port("p1", "hvb5", True) in state.ports
     assert VlanIf("p1.20", "p1", 20, "hvb6") in state.vlans
     views = state.logical_switches()
