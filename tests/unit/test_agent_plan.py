@@ -318,13 +318,19 @@ def kernels(draw: st.DrawFn) -> Kernel:
             k.links[subif_name(p, tag)] = Link(
                 "vlan", draw(st.booleans()), draw(masters), MARK, parent=p, tag=tag
             )
+    if present and draw(st.booleans()):
+        # ours, but not what its name says (hand-made, or an old naming scheme)
+        k.links.setdefault(
+            subif_name(present[0], 10),
+            Link("vlan", master=None, alias=MARK, parent=present[0], tag=11),
+        )
     return k
 
 
 # --- properties ---------------------------------------------------------------------------
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(desired_states(), kernels())
 def test_plan_converges_any_kernel(desired: NodeState, k: Kernel) -> None:
     before = k.read()
@@ -334,7 +340,7 @@ def test_plan_converges_any_kernel(desired: NodeState, k: Kernel) -> None:
     assert k.links["br-ext"].kind == "bridge" and k.links["vx-ext"].vni == 999
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(desired_states())
 def test_plan_from_scratch_builds_exactly_desired(desired: NodeState) -> None:
     k = kernel_with_ports()
@@ -346,13 +352,13 @@ def test_plan_from_scratch_builds_exactly_desired(desired: NodeState) -> None:
     assert plan(desired, after) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(desired_states())
 def test_plan_of_desired_against_itself_is_empty(desired: NodeState) -> None:
     assert plan(desired, desired) == []
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(desired_states(), desired_states())
 def test_plan_between_two_programmed_states(old: NodeState, new: NodeState) -> None:
     k = kernel_with_ports()
@@ -375,7 +381,7 @@ def test_plan_between_two_programmed_states(old: NodeState, new: NodeState) -> N
     assert plan(new, after) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(desired_states(), st.data())
 def test_plan_is_minimal_when_only_things_are_missing(
     desired: NodeState, data: st.DataObject
