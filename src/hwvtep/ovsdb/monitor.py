@@ -157,7 +157,6 @@ def _add_columns(ts: TableSchema, columns_j: list[Any] | None,
     for elem in columns_j:
         if not isinstance(elem, str):
             raise syntax_error("array of column names expected", columns_j)
-    for elem in columns_j:
         if elem not in ts.columns:
             raise syntax_error(f"{elem} is not a valid column name", columns_j)
         add(elem, columns_j)
