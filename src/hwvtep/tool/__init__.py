@@ -1,0 +1,1 @@
+"""``hwvtep ovsdb-tool``: offline commands on database files, compatible with OVS's."""
