@@ -1,5 +1,9 @@
 """Our monitors against ovsdb-server 3.1's, notification by notification.
 
+Two ways of getting our side's commits: from OVS's own results (each database snapshot
+diffed with the previous one), and from our transaction engine running the same
+transactions in-process (rows get the same UUIDs through insert's "uuid").
+
 A real ``ovsdb-server`` serves hardware_vtep on a unix socket in a temp dir. One raw
 JSON-RPC connection opens monitors of every kind (``monitor``, ``monitor_cond``,
 ``monitor_cond_since``; column lists, per-column selects, conditions, literals) and runs
@@ -17,6 +21,7 @@ provides real transaction ids and history for ``monitor_cond_since``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -30,6 +35,7 @@ from typing import Any
 import pytest
 
 from hwvtep.ovsdb.data import datum_from_json
+from hwvtep.ovsdb.database import Database
 from hwvtep.ovsdb.errors import OvsdbError
 from hwvtep.ovsdb.monitor import (
     CommitEncoder,
@@ -40,6 +46,7 @@ from hwvtep.ovsdb.monitor import (
     tables_atoms,
 )
 from hwvtep.ovsdb.schema import DatabaseSchema
+from hwvtep.ovsdb.transaction import execute
 from hwvtep.ovsdb.types import ZERO_UUID
 
 OVSDB_SERVER = "/usr/sbin/ovsdb-server"
@@ -509,4 +516,86 @@ def test_monitor_cond_since_with_a_transaction_history(clustered: Server) -> Non
     n_asked = 2 * sum(range(2, len(ids) + 1))
     assert n_found > 50 and n_asked - n_found > 50
     assert history.since(ids[0]) is None
+    rpc.close()
+
+
+def with_row_uuids(ops: list[dict[str, Any]], counter: Iterator[int]) -> list[dict[str, Any]]:
+    """Give every insert an explicit "uuid" so OVS and our engine create the same rows."""
+    out = []
+    for op in ops:
+        if op["op"] == "insert" and "uuid" not in op:
+            op = {**op, "uuid": f"5eed0000-0000-4000-8000-{next(counter):012x}"}
+        out.append(op)
+    return out
+
+
+def translate(j: Any, vmap: dict[str, str]) -> Any:
+    if isinstance(j, str):
+        return vmap.get(j, j)
+    if isinstance(j, list):
+        return [translate(x, vmap) for x in j]
+    if isinstance(j, dict):
+        return {k: translate(v, vmap) for k, v in j.items()}
+    return j
+
+
+def test_in_process_transactions_notify_as_ovsdb_server(standalone: Server) -> None:
+    """The same transactions run by ovsdb-server and by our engine (transaction.py);
+    our monitors fed with our own commits must send what ovsdb-server sent. Row UUIDs
+    are shared through insert's "uuid"; _version UUIDs are translated row by row."""
+    rpc = Rpc(standalone.sock)
+    db = Database(SCHEMA)
+    vmap: dict[str, str] = {}  # our _version -> ovsdb-server's
+    ours: dict[str, Monitor] = {}
+    counter = itertools.count(1)
+
+    def open_monitors(suffix: str) -> None:
+        for mid, method, requests in MONITORS:
+            mid = mid + suffix
+            params = params_for(mid, method, requests)
+            reply = rpc.result(method, params)
+            m = create_monitor(SCHEMA, method, params, id_in_use=lambda i: i in ours)
+            assert translate(m.reply(db.tables), vmap) == reply, mid
+            ours[mid] = m
+
+    open_monitors("")
+    checked = 0
+    for n, ops in enumerate(TXNS):
+        ops = substitute(with_row_uuids(ops, counter), ls_names(db.tables))
+        results = rpc.result("transact", [DB, *ops])
+        notes = notifications_by_id(rpc.take_notes())
+        outcome = execute(db, [DB, *ops])
+        assert outcome.result == results, n
+        assert outcome.changes is not None
+        db.apply(outcome.changes)
+        ovs_tables = snapshot(rpc)
+        for tname, rows in db.tables.items():
+            assert rows.keys() == ovs_tables[tname].keys(), (n, tname)
+            for u, row in rows.items():
+                vmap[row["_version"][0]] = ovs_tables[tname][u]["_version"][0]
+        encoder = CommitEncoder(outcome.changes)
+        for mid, m in ours.items():
+            updates = m.on_commit(outcome.changes, encoder)
+            got = notes.pop(mid, None)
+            if updates is None:
+                assert got is None, (n, mid, got)
+                continue
+            assert got == translate(m.notification(updates, ZERO_UUID), vmap), (n, mid)
+            checked += 1
+        assert not notes
+        if n == 8:
+            open_monitors("_late")
+        if n == 12:
+            for mid, new_mid, requests in [
+                ("v2_cond", "v2_cond2", {"Logical_Switch": [{"where": [["tunnel_key", "==", 6]]}]}),
+                ("v2_lit_late", "v2_lit2", {"Physical_Switch": [{"where": []}]}),
+            ]:
+                assert rpc.result("monitor_cond_change", [mid, new_mid, requests]) == {}
+                m = ours.pop(mid)
+                updates = m.apply_cond_change(m.parse_cond_change(requests), db.tables)
+                m.monitor_id = new_mid
+                ours[new_mid] = m
+                assert updates is not None
+                assert rpc.take_notes() == [translate(m.notification(updates, ZERO_UUID), vmap)]
+    assert checked > 60
     rpc.close()
