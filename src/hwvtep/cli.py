@@ -11,7 +11,9 @@ import sys
 
 # subcommand -> (module, function, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "ovsdb-server": ("hwvtep.server.main", "main", "serve OVSDB databases (RFC 7047)"),
     "ovsdb-tool": ("hwvtep.tool.main", "main", "create, query and transform OVSDB files"),
+    "lab": ("hwvtep.lab.cli", "main", "network-namespace labs from a YAML topology"),
 }
 
 

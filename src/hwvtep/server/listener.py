@@ -1,0 +1,166 @@
+"""The asyncio side of JSON-RPC sessions: sockets in, ServerCore calls, bytes out.
+
+One `SessionProtocol` per connection (unix, tcp or ssl, accepted or dialled). It feeds the
+sans-IO `Connection` parser, hands messages to the core, writes what the core sends, stops
+reading while the peer is not taking our output (the core then merges held-back monitor
+updates per row), and probes idle tcp/ssl peers with "echo" like ovsdb-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hwvtep.ovsdb.jsonrpc import Closed, Connection, Message, ProtocolError, Request, encode
+from hwvtep.server.core import ServerCore, SessionState
+
+log = logging.getLogger("hwvtep.jsonrpc")
+
+# Above this many bytes queued for a peer, it is "backlogged": monitor updates are held
+# back and merged, and nothing more is read from it until it catches up.
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+DEFAULT_PROBE_MS = 5000
+
+
+class SessionProtocol(asyncio.Protocol):
+    def __init__(self, core: ServerCore, *, name: str = "", probe_ms: int = 0,
+                 max_message_size: int = 64 * 1024 * 1024,
+                 on_close: Callable[[SessionProtocol], None] | None = None) -> None:
+        self.core = core
+        self._name = name
+        self.probe_ms = probe_ms
+        self.conn = Connection(max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.state: SessionState | None = None
+        self._paused = False
+        self._closed = False
+        self._on_close = on_close
+        self._received_since_probe = True
+        self._probe_sent = False
+        self._probe_handle: asyncio.TimerHandle | None = None
+        self._probe_seq = 0
+        self.connected = asyncio.get_running_loop().create_future()
+
+    # ---- SessionLink ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def backlogged(self) -> bool:
+        return self._paused
+
+    def send(self, msg: Message) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.write(encode(msg))
+
+    def send_raw(self, data: bytes) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.close()
+
+    # ---- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        if not self._name:
+            peer = transport.get_extra_info("peername")
+            self._name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        self.state = self.core.open_session(self)
+        if self.probe_ms > 0:
+            self._schedule_probe()
+        if not self.connected.done():
+            self.connected.set_result(None)
+        log.debug("%s: connected", self._name)
+
+    def data_received(self, data: bytes) -> None:
+        self._received_since_probe = True
+        self.conn.receive_data(data)
+        self._drain_events()
+
+    def eof_received(self) -> bool | None:
+        self.conn.receive_data(b"")
+        self._drain_events()
+        return None
+
+    def _drain_events(self) -> None:
+        state = self.state
+        assert state is not None
+        for event in self.conn.events():
+            if isinstance(event, ProtocolError):
+                log.warning("%s: JSON-RPC protocol error: %s", self._name, event.reason)
+                self.close()
+                return
+            if isinstance(event, Closed):
+                self.close()
+                return
+            try:
+                self.core.handle(state, event)
+            except Exception:  # one session's bad luck must not take down the server
+                log.exception("%s: internal error handling %s", self._name,
+                              getattr(event, "method", type(event).__name__))
+                self.close()
+                return
+            if self._closed:
+                return
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.state is not None:
+            self.core.flush_backlog(self.state)
+        if self.transport is not None and not self._closed and not self._paused:
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._probe_handle is not None:
+            self._probe_handle.cancel()
+        if self.state is not None:
+            self.core.close_session(self.state)
+        if not self.connected.done():
+            self.connected.set_exception(exc or ConnectionError("connection lost"))
+        log.debug("%s: disconnected%s", self._name, f" ({exc})" if exc else "")
+        if self._on_close is not None:
+            self._on_close(self)
+
+    # ---- inactivity probe -------------------------------------------------------------
+
+    def _schedule_probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._probe_handle = loop.call_later(self.probe_ms / 1000.0, self._probe)
+
+    def _probe(self) -> None:
+        if self._closed:
+            return
+        if self._received_since_probe:
+            self._received_since_probe = False
+            self._probe_sent = False
+        elif not self._probe_sent:
+            self._probe_seq += 1
+            self.send(Request("echo", [], f"echo-{self._probe_seq}"))
+            self._probe_sent = True
+        else:
+            log.warning("%s: no response to inactivity probe after %.3g seconds, "
+                        "disconnecting", self._name, 2 * self.probe_ms / 1000.0)
+            self.close()
+            return
+        self._schedule_probe()
+
+
+def peer_description(transport: Any) -> str:
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"

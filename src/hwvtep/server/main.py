@@ -1,0 +1,144 @@
+"""`hwvtep ovsdb-server`: the command line, start-up and shutdown of the OVSDB server.
+
+Options mean what they mean to Open vSwitch's ovsdb-server, so scripts written for it
+(pidfiles, `ovs-appctl -t ovsdb-server`, `--remote=db:...`) keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from hwvtep import __version__
+from hwvtep.server import daemon
+
+PROGRAM = "ovsdb-server"
+
+USAGE = f"""\
+{PROGRAM}: Open vSwitch compatible database server (hwvtep {__version__})
+usage: hwvtep ovsdb-server [OPTIONS] [DATABASE...]
+where each DATABASE is a database file in ovsdb format.
+The default DATABASE, if none is given, is
+{daemon.dbdir()}/conf.db.
+
+JSON-RPC options (may be specified any number of times):
+  --remote=REMOTE         connect or listen to REMOTE: punix:PATH, ptcp:PORT[:IP],
+                          pssl:PORT[:IP], unix:PATH, tcp:IP:PORT, ssl:IP:PORT,
+                          or db:DB,TABLE,COLUMN
+
+Daemon options:
+  --detach                run in background as daemon
+  --no-chdir              do not chdir to '/' (accepted; hwvtep never changes directory)
+  --pidfile[=FILE]        create pidfile (default: {daemon.rundir()}/{PROGRAM}.pid)
+  --overwrite-pidfile     with --pidfile, start even if already running
+  --monitor               accepted for compatibility (use a supervisor instead)
+  --unixctl=SOCKET        override default control socket name
+
+Logging options:
+  -vSPEC, --verbose=SPEC  set logging levels (e.g. console:info, file:dbg)
+  -v, --verbose           set maximum verbosity level
+  --log-file[=FILE]       enable logging to specified FILE
+                          (default: {daemon.logdir()}/{PROGRAM}.log)
+
+SSL options:
+  -p, --private-key=FILE  file with private key
+  -c, --certificate=FILE  file with certificate for private key
+  -C, --ca-cert=FILE      file with peer CA certificate
+
+hwvtep options:
+  --create-if-missing[=SCHEMA]
+                          create a missing DATABASE file from SCHEMA (default: the bundled
+                          hardware_vtep schema)
+  --max-message-size=BYTES
+                          largest JSON-RPC message accepted from a client
+                          (default: 64 MiB)
+
+Other options:
+  -h, --help              display this help message
+  -V, --version           display version information
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"hwvtep {PROGRAM}", add_help=False, usage=USAGE)
+    p.add_argument("databases", nargs="*")
+    p.add_argument("--remote", action="append", default=[])
+    p.add_argument("--detach", action="store_true")
+    p.add_argument("--no-chdir", action="store_true")
+    p.add_argument("--monitor", action="store_true")
+    p.add_argument("--pidfile", nargs="?", const="", default=None)
+    p.add_argument("--overwrite-pidfile", action="store_true")
+    p.add_argument("--unixctl", default=None)
+    p.add_argument("--log-file", nargs="?", const="", default=None)
+    p.add_argument("-v", "--verbose", nargs="?", const="dbg", action="append", default=[])
+    p.add_argument("-p", "--private-key", default=None)
+    p.add_argument("-c", "--certificate", default=None)
+    p.add_argument("-C", "--ca-cert", default=None)
+    p.add_argument("--bootstrap-ca-cert", default=None)
+    p.add_argument("--ssl-protocols", default=None)
+    p.add_argument("--ssl-ciphers", default=None)
+    p.add_argument("--create-if-missing", nargs="?", const="", default=None)
+    p.add_argument("--max-message-size", type=int, default=64 * 1024 * 1024)
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("-V", "--version", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    try:
+        opts = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) or 1
+    if opts.help:
+        sys.stdout.write(USAGE)
+        return 0
+    if opts.version:
+        print(f"{PROGRAM} (hwvtep) {__version__}")
+        return 0
+    from hwvtep.server.app import ServerApp, StartupError
+
+    if not opts.databases:
+        opts.databases = [os.path.join(daemon.dbdir(), "conf.db")]
+    vlog = daemon.Vlog(PROGRAM)
+    if opts.log_file is not None:
+        vlog.file_path = opts.log_file or os.path.join(daemon.logdir(), f"{PROGRAM}.log")
+    for spec in opts.verbose:
+        err = vlog.apply_spec(spec)
+        if err:
+            sys.stderr.write(f"{PROGRAM}: {err}\n")
+            return 1
+    vlog.install()
+
+    detacher = daemon.Detacher(opts.detach)
+    detacher.start()
+    try:
+        app = ServerApp(opts, vlog)
+        return asyncio.run(_run(app, detacher))
+    except StartupError as e:
+        detacher.failed()
+        sys.stderr.write(f"{PROGRAM}: {e}\n")
+        return 1
+
+
+async def _run(app: object, detacher: daemon.Detacher) -> int:
+    from hwvtep.server.app import ServerApp
+
+    assert isinstance(app, ServerApp)
+    try:
+        await app.start()
+    except BaseException:
+        detacher.failed()
+        raise
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, app.request_exit)
+    detacher.ready()
+    try:
+        await app.wait_exit()
+    finally:
+        await app.stop()
+    return 0
