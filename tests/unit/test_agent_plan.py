@@ -81,13 +81,13 @@ class Kernel:
 
     def owned(self, name: str) -> bool:
         link = self.links[name]
+        if link.alias != MARK:
+            return False
         if link.kind == "bridge":
             return NAMING.vni_of_bridge(name) is not None
         if link.kind == "vxlan":
             return NAMING.vni_of_vxlan(name) is not None
-        if link.kind == "vlan":
-            return link.alias == MARK
-        return False
+        return link.kind == "vlan"
 
     def need(self, name: str | None, kind: str | None = None) -> Link:
         if name is None or name not in self.links:
@@ -100,7 +100,7 @@ class Kernel:
     def touchable(self, name: str) -> Link:
         link = self.need(name)
         if link.kind == "port":
-            if link.master is not None and NAMING.vni_of_bridge(link.master) is None:
+            if link.master is not None and not self.owned(link.master):
                 raise SimError(f"touched port {name} held by foreign {link.master}")
         elif not self.owned(name):
             raise SimError(f"touched foreign {link.kind} {name}")
@@ -235,7 +235,7 @@ def assert_realised(desired: NodeState, actual_before: NodeState, after: NodeSta
     wanted = {p.name for p in want.ports}
     for p in after.ports:
         if p.name not in wanted:
-            assert p.master is None or NAMING.vni_of_bridge(p.master) is None
+            assert p.master not in {b.name for b in after.bridges}
 
 
 # --- hypothesis strategies ----------------------------------------------------------------
@@ -406,11 +406,8 @@ def test_plan_touches_only_owned_or_bound(desired: NodeState, k: Kernel) -> None
     allowed = {b.name for b in desired.bridges | actual.bridges}
     allowed |= {v.name for v in desired.vxlans | actual.vxlans}
     allowed |= {v.name for v in desired.vlans | actual.vlans}
-    allowed |= {
-        p.name
-        for p in actual.ports
-        if p.master is None or NAMING.vni_of_bridge(p.master) is not None
-    }
+    ours = {b.name for b in actual.bridges}
+    allowed |= {p.name for p in actual.ports if p.master is None or p.master in ours}
     for op in plan(desired, actual):
         assert target(op) in allowed, op
         assert target(op) not in FOREIGN
@@ -578,7 +575,8 @@ def test_unmarked_sub_interface_is_not_ours() -> None:
 def test_other_agents_devices_are_invisible() -> None:
     k = kernel_with_ports()
     k.links["hvxb5"] = Link("bridge", alias="hwvtep:hvx")
-    k.links["hvb05"] = Link("bridge")
+    k.links["hvb05"] = Link("bridge", alias=MARK)
+    k.links["hvb6"] = Link("bridge")  # named like ours, but nobody marked it
     assert k.read().bridges == frozenset()
 
 

@@ -8,10 +8,11 @@ remote IP) - because a half-applied or hand-edited kernel state must be represen
 a restart to repair it. `LogicalSwitch` is the per-VNI view of the same thing, the shape a
 replica of hardware_vtep naturally produces.
 
-Ownership: bridges and vxlan devices belong to an agent by name (`Naming`: a short prefix,
-a letter, the VNI); VLAN sub-interfaces, whose names derive from their port, carry the
-agent's mark in their interface alias. Physical ports are never ours: only their master
-(one of our bridges or none) and their admin state are managed.
+Ownership: every device an agent creates carries its mark in the interface alias
+(`Naming.mark`, "hwvtep:<prefix>"); bridges and vxlan devices are moreover named for the
+agent (`Naming`: a short prefix, a letter, the VNI), VLAN sub-interfaces for their port.
+Physical ports are never ours: only their master (one of our bridges or none) and their
+admin state are managed.
 """
 
 from __future__ import annotations
@@ -228,6 +229,16 @@ class LearnedMac:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mac", normalize_mac(self.mac))
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Interface counters of a bound device (rx: from the local side, tx: to it)."""
+
+    rx_packets: int
+    rx_bytes: int
+    tx_packets: int
+    tx_bytes: int
 
 
 # --- the per-logical-switch view ----------------------------------------------------------

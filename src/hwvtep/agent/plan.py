@@ -5,11 +5,11 @@ operations out, idempotently, so a plan computed from a slightly stale actual st
 still safe to apply, and the next plan repairs what it missed.
 
 Rules:
-- Only the agent's own devices are created, changed or deleted: bridges and vxlans named
-  for its prefix, sub-interfaces listed in `actual.vlans` (read by mark). Physical ports
-  only get their master and admin state set, and a port held by a master that is not one
-  of our bridges is left alone (its vlan-0 binding is *blocked*); a port that does not
-  exist blocks all its bindings. `blocked()` tells the agent which, for fault reporting.
+- Only the agent's own devices are created, changed or deleted: those in `actual` (read
+  by name and mark) and those `desired` names. Physical ports only get their master and
+  admin state set, and a port held by a master that is not one of our bridges is left
+  alone (its vlan-0 binding is *blocked*); a port that does not exist blocks all its
+  bindings. `blocked()` tells the agent which, for fault reporting.
 - Order: fdb removals on devices that stay, then releases from bridges that stay, then
   device deletions (sub-interfaces and vxlans before bridges), then creations (bridges,
   vxlans, ports, sub-interfaces, each with master and state), then fdb additions.
@@ -115,11 +115,11 @@ Op = (
 )
 
 
-def _foreign_master(state: NodeState, port: Port | None) -> bool:
+def _foreign_master(actual: NodeState, port: Port | None) -> bool:
     return (
         port is not None
         and port.master is not None
-        and state.naming.vni_of_bridge(port.master) is None
+        and all(b.name != port.master for b in actual.bridges)
     )
 
 
