@@ -174,6 +174,31 @@ class Topology:
         return tuple(out)
 
 
+    def address_to_reach(self, src: str, dst: str) -> IPAddress:
+        """The address of node `dst` that node `src` should ping.
+
+        `dst` may also be ``NODE:INTERFACE`` or an IP literal. A `dst` address on a subnet
+        `src` is attached to wins (that is how red1 finds red2 across the overlay);
+        otherwise the tunnel IP, otherwise the first address.
+        """
+        try:
+            return ipaddress.ip_address(dst)
+        except ValueError:
+            pass
+        node_name, _, iface_name = dst.partition(":")
+        target = self.node(node_name)
+        candidates = [a for name, a in target.addresses() if not iface_name or name == iface_name]
+        if not candidates:
+            raise KeyError(f"{dst} has no address")
+        mine = [a.network for _, a in self.node(src).addresses()]
+        for cand in candidates:
+            if any(cand.version == net.version and cand.ip in net for net in mine):
+                return cand.ip
+        if not iface_name and target.tunnel_ip is not None:
+            return target.tunnel_ip
+        return candidates[0].ip
+
+
 def bridge_name(vni: int) -> str:
     return f"br{vni}"
 
@@ -213,6 +238,7 @@ class TopologyError(Exception):
 _Mark = tuple[int, int]
 _NULL_TAG = "tag:yaml.org,2002:null"
 _INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Reader:
@@ -246,25 +272,40 @@ class _Reader:
         if not isinstance(node, yaml.MappingNode):
             self.error(node, path, "expected a mapping")
             return None
-        try:
-            self.loader.flatten_mapping(node)  # applies YAML merge keys (<<)
-        except yaml.MarkedYAMLError as exc:
-            self.error(node, path, f"bad merge: {exc.problem}")
-            return None
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        out = self._pairs(node, path, set())
+        for key, (_, vnode) in out.items():
+            self.marks[f"{path}.{key}" if path else key] = self.mark_of(vnode)
+        return out
+
+    def _pairs(
+        self, node: yaml.MappingNode, path: str, active: set[int]
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The mapping's keys, YAML merge keys (<<) applied: own keys override merged ones,
+        an earlier merge source overrides a later one. The node tree is left untouched."""
+        active = active | {id(node)}
+        merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for knode, vnode in node.value:
+            if knode.tag == _MERGE_TAG:
+                sources = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                for src in sources:
+                    if not isinstance(src, yaml.MappingNode) or id(src) in active:
+                        self.error(src, path, "a merge (<<) takes a mapping or a list of them")
+                        continue
+                    for key, pair in self._pairs(src, path, active).items():
+                        merged.setdefault(key, pair)
+                continue
             if not isinstance(knode, yaml.ScalarNode) or knode.tag == _NULL_TAG:
                 self.error(knode, path, "keys must be plain strings")
                 continue
             key = knode.value
-            sub = f"{path}.{key}" if path else key
-            if key in out:
-                first = self.mark_of(out[key][0])[0]
+            if key in own:
+                first = self.mark_of(own[key][0])[0]
+                sub = f"{path}.{key}" if path else key
                 self.error(knode, sub, f"duplicate key '{key}' (first at line {first})")
                 continue
-            out[key] = (knode, vnode)
-            self.marks[sub] = self.mark_of(vnode)
-        return out
+            own[key] = (knode, vnode)
+        return {**merged, **own}
 
     def check_fields(
         self, fields: dict[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...],
@@ -690,6 +731,7 @@ def _check(r: _Reader, nodes: list[Node], links: list[tuple[Link, str]]) -> list
             used[key] = path
             if all(it.name != end.interface for it in node.interfaces):
                 implied[end.node].append(end.interface)
+                r.marks[_iface_path(f"nodes.{end.node}", end.interface)] = r.marks[path]
 
     done: list[Node] = []
     for node in nodes:
@@ -919,7 +961,9 @@ def parse(text: str, filename: str = "<topology>") -> Topology:
     top = r.mapping(root, "")
     if top is None:
         raise TopologyError(r.problems)
-    r.check_fields(top, ("name", "nodes", "links"), "", "a topology")
+    # like docker compose, `x-...` keys are free for YAML anchors the user reuses
+    r.check_fields({k: v for k, v in top.items() if not k.startswith("x-")},
+                   ("name", "nodes", "links"), "", "a topology")
 
     name = ""
     if "name" not in top:
