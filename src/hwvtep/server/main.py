@@ -87,10 +87,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options whose argument is optional take it only as "--opt=ARG" (getopt's rule, which
+# ovsdb-server follows): "--pidfile conf.db" names a database, not the pidfile.
+_OPTIONAL_ARG = {"--pidfile": "--pidfile=", "--log-file": "--log-file=",
+                 "--create-if-missing": "--create-if-missing=",
+                 "--verbose": "--verbose=dbg", "-v": "-vdbg"}
+
+
+def _attach_optional_args(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        out.append(_OPTIONAL_ARG.get(arg, arg))
+    return out
+
+
 def main(argv: list[str]) -> int:
     parser = build_parser()
     try:
-        opts = parser.parse_args(argv)
+        opts = parser.parse_args(_attach_optional_args(argv))
     except SystemExit as e:
         return int(e.code or 0) or 1
     if opts.help:
