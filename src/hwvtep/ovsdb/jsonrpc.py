@@ -29,8 +29,10 @@ import orjson
 
 from hwvtep.ovsdb.errors import OvsdbError, syntax_error
 
-# orjson's limit (Open vSwitch's is 1000); tracked here so that a flood of brackets is cut short.
-MAX_DEPTH: Final = 1024
+# Deepest nesting accepted (objects and arrays, the message itself included): as deep as
+# orjson can write back, so that echoing what was received cannot fail. Open vSwitch allows
+# 1000; real OVSDB messages stay under 10.
+MAX_DEPTH: Final = 254
 DEFAULT_MAX_MESSAGE_SIZE: Final = 64 * 1024 * 1024
 
 
@@ -198,7 +200,10 @@ def _balanced(levels: int) -> re.Pattern[bytes]:
     return re.compile(inner, re.S)
 
 
-_BALANCED = _balanced(8)
+_LEVELS = 8
+_BALANCED = _balanced(_LEVELS)
+# Near MAX_DEPTH, patterns that look less deep keep the depth check exact.
+_SHALLOWER = [_balanced(levels) for levels in range(_LEVELS)]
 _ESCAPE = re.compile(rb"\\.", re.S)
 _NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
 
@@ -350,9 +355,12 @@ class Connection:
                     brackets = b"".join(pieces[::2]).translate(_BRACKET_WEIGHTS, _NOT_BRACKETS)
                     lowest = min(map(sub, accumulate(brackets), count(1)), default=0)
                     if depth + lowest > 0:
-                        depth += len(brackets) - 2 * brackets.count(0)
-                        if depth > MAX_DEPTH:
+                        opened = brackets.count(2)
+                        if depth + opened > MAX_DEPTH and (
+                            depth + max(map(sub, accumulate(brackets), count(1))) > MAX_DEPTH
+                        ):
                             raise _Broken(_TOO_DEEP)
+                        depth += 2 * opened - len(brackets)
                         pos = end
                         in_string = len(pieces) % 2 == 0
                         if pos == size:
@@ -360,7 +368,9 @@ class Connection:
                         continue
             # Exact scan, up to ``end``.
             while True:
-                pos = _BALANCED.match(buf, pos, end).end()  # type: ignore[union-attr]
+                room = MAX_DEPTH - depth
+                pattern = _BALANCED if room >= _LEVELS else _SHALLOWER[room]
+                pos = pattern.match(buf, pos, end).end()  # type: ignore[union-attr]
                 if pos == end:
                     break
                 c = buf[pos]
