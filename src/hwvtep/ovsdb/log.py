@@ -34,7 +34,17 @@ from hwvtep.ovsdb.data import (
 )
 from hwvtep.ovsdb.errors import OvsdbError
 from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema
-from hwvtep.ovsdb.types import UUID_RE, ColumnType, format_real
+from hwvtep.ovsdb.types import (
+    BOOLEAN,
+    INT64_MAX,
+    INT64_MIN,
+    INTEGER,
+    STRING,
+    UUID,
+    UUID_RE,
+    ColumnType,
+    format_real,
+)
 
 OVSDB_MAGIC = "JSON"
 RAFT_MAGIC = "CLUSTER"
@@ -760,6 +770,54 @@ class _Col:
     type: ColumnType
     composite: bool
     default: Datum
+    parse: Callable[[Any], Datum]  # datum_from_json, with a fast path for scalars
+
+
+def _column_parser(ctype: ColumnType) -> Callable[[Any], Datum]:
+    """datum_from_json for one column type, skipping its generality for plain scalars."""
+    key = ctype.key
+
+    def slow(j: Any) -> Datum:
+        return datum_from_json(ctype, j)
+
+    if not ctype.is_scalar:
+        return slow
+    t = key.type
+    check = key.check_atom if key.has_constraints else None
+    if t == UUID:
+        match = UUID_RE.match
+
+        def parse_uuid(j: Any) -> Datum:
+            if type(j) is list and len(j) == 2 and j[0] == "uuid" and type(j[1]) is str \
+                    and match(j[1]):
+                return (j[1].lower(),)
+            return slow(j)
+        return parse_uuid
+    if t == STRING:
+        if check is None:
+            def parse_str(j: Any) -> Datum:
+                return (j,) if type(j) is str else slow(j)
+            return parse_str
+
+        def parse_checked_str(j: Any) -> Datum:
+            if type(j) is str:
+                check(j)
+                return (j,)
+            return slow(j)
+        return parse_checked_str
+    if t == INTEGER:
+        def parse_int(j: Any) -> Datum:
+            if type(j) is int and INT64_MIN <= j <= INT64_MAX:
+                if check is not None:
+                    check(j)
+                return (j,)
+            return slow(j)
+        return parse_int
+    if t == BOOLEAN:
+        def parse_bool(j: Any) -> Datum:
+            return (j,) if type(j) is bool else slow(j)
+        return parse_bool
+    return slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -778,7 +836,8 @@ def _meta(schema: DatabaseSchema) -> dict[str, _TableMeta]:
         return hit[1]
     tables: dict[str, _TableMeta] = {}
     for tname, table in schema.tables.items():
-        cols = {c.name: _Col(c.name, c.type, c.type.n_max > 1, default_datum(c.type))
+        cols = {c.name: _Col(c.name, c.type, c.type.n_max > 1, default_datum(c.type),
+                             _column_parser(c.type))
                 for c in table.user_columns}
         persistent = tuple(cols[n] for n in persistent_columns(schema, table))
         tables[tname] = _TableMeta(persistent, cols,
@@ -963,4 +1022,4 @@ def _set_columns(row: Row, tmeta: _TableMeta, tname: str, row_json: dict[str, An
                 raise OvsdbError("ovsdb error", "Datum crated by diff has size error")
             row[cname] = value
         else:
-            row[cname] = datum_from_json(col.type, cj)
+            row[cname] = col.parse(cj)
