@@ -8,8 +8,9 @@ operation M of transaction N (counted from 0) inserted, on each side its own.
 
 Every scenario ends with a select of every table, so the database contents are compared
 too. ``_version`` values are not compared: ovsdb-tool does not store them, so each of its
-runs makes new ones (the unit tests check them). Where ovsdb-server's output depends on its hash tables' iteration order (the order of
-selected rows, of the two rows named by a unique index error) the comparison ignores it.
+runs makes new ones (the unit tests check them). Where ovsdb-server's output depends on
+its hash tables' iteration order (the order of selected rows, of the two rows named by a
+unique index error) the comparison ignores it.
 """
 
 from __future__ import annotations
