@@ -223,8 +223,9 @@ class Reconnect:
         self.last_activity = now
 
     def received(self, now: int) -> None:
-        """Something arrived from the peer."""
-        self._last_receive_attempt = now
+        """Something arrived from the peer (so a read was attempted too)."""
+        if self._last_receive_attempt is not None:
+            self._last_receive_attempt = now
         self.activity(now)
 
     def receive_attempted(self, now: int | None) -> None:
