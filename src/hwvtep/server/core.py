@@ -122,6 +122,8 @@ class ServerCore:
                                 TxnHistory(), read_only=True)
         self._server_rows: dict[str, str] = {}  # db name -> row uuid in _Server
         self.dbs[SERVER_DB] = self._server
+        # ovsdb-server lists _Server in its own Database table too.
+        self._server_db_changed(SERVER_DB, server_schema)
 
     # ----- databases -------------------------------------------------------------------
 
