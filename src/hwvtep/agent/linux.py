@@ -143,6 +143,21 @@ def _counters(link: _Link) -> Counters:
     )
 
 
+def _is_ours(link: _Link) -> bool:
+    """Whether some hwvtep agent made `link`: its mark names an agent whose naming fits."""
+    if not link.alias.startswith(MARK_PREFIX):
+        return False
+    try:
+        naming = Naming(link.alias[len(MARK_PREFIX) :])
+    except ModelError:
+        return False
+    if link.kind == "bridge":
+        return naming.vni_of_bridge(link.name) is not None
+    if link.kind == "vxlan":
+        return naming.vni_of_vxlan(link.name) is not None
+    return link.kind == "vlan"
+
+
 class LinuxDataPlane:
     """The kernel side of one agent, in network namespace `netns` (None: ours)."""
 
@@ -326,9 +341,13 @@ class LinuxDataPlane:
         return link
 
     async def _master_index(self, master: str | None) -> int:
+        """Index of bridge `master`, which must be one an agent made (0 for None)."""
         if master is None:
             return 0
-        return (await self._need(master, "bridge")).index
+        link = await self._need(master, "bridge")
+        if link.kind != "bridge" or not _is_ours(link):
+            raise _Refused(0, f"{master} is not a bridge of ours")
+        return link.index
 
     async def _finish(self, name: str, alias: str, up: bool, master: str | None) -> None:
         """Bring an adopted or new device to the asked alias/state/master."""
@@ -414,7 +433,7 @@ class LinuxDataPlane:
                 link = await self._get(name)
                 if link is None:
                     return
-                if not link.alias.startswith(MARK_PREFIX):
+                if not _is_ours(link):
                     raise _Refused(0, f"refusing to delete {name}: it has no hwvtep mark")
                 try:
                     await ipr.link("del", index=link.index)
@@ -428,8 +447,14 @@ class LinuxDataPlane:
                         return
                     raise _Refused(errno.ENODEV, f"device {name} does not exist")
                 index = await self._master_index(master)
-                if (link.master or 0) != index:
-                    await ipr.link("set", index=link.index, master=index)
+                if (link.master or 0) == index:
+                    return
+                if link.master and not _is_ours(link):
+                    holder = (await self.index_names()).get(link.master)
+                    holder_link = await self._get(holder) if holder else None
+                    if holder_link is not None and not _is_ours(holder_link):
+                        raise _Refused(0, f"{name} is held by {holder}, which is not ours")
+                await ipr.link("set", index=link.index, master=index)
             case SetState(name, up):
                 link = await self._need(name, "device")
                 if link.up != up:
