@@ -292,8 +292,12 @@ def up(
     root: Path | None = None,
     progress: Progress = _quiet,
     step_hook: StepHook | None = None,
+    daemon_grace: float = 0.2,
 ) -> UpResult:
-    """Create the lab (or complete it, if it exists with the same topology)."""
+    """Create the lab (or complete it, if it exists with the same topology).
+
+    Daemons started now must still run `daemon_grace` seconds later.
+    """
     root = root or st.default_root()
     started = time.monotonic()
     with st.locked(root):
@@ -312,7 +316,8 @@ def up(
             progress(f"lab {topo.name}: state in {state.path}")
         state.phase = st.CREATING
         state.save()
-        builder = _Builder(state, topo, progress, step_hook or (lambda _: None))
+        builder = _Builder(state, topo, progress, step_hook or (lambda _: None),
+                           daemon_grace)
         try:
             builder.build()
         finally:
@@ -324,8 +329,9 @@ def up(
 
 class _Builder:
     def __init__(self, state: LabState, topo: Topology, progress: Progress,
-                 hook: StepHook) -> None:
+                 hook: StepHook, daemon_grace: float) -> None:
         self.state = state
+        self.daemon_grace = daemon_grace
         self.topo = topo
         self.progress = progress
         self.hook = hook
@@ -340,9 +346,24 @@ class _Builder:
         mtus = self._link_mtus()
         for node in self.topo.nodes:
             self.configure(node, mtus)
+        started = []
         for node in self.topo.nodes:
             for daemon in node.daemons:
-                self.daemon(node, daemon.name, daemon.argv)
+                started.append(self.daemon(node, daemon.name, daemon.argv))
+        self._check_alive([obj for obj in started if obj is not None])
+
+    def _check_alive(self, objs: list[Obj]) -> None:
+        """A daemon that dies during its first moments is a failed `up`, not a quiet one."""
+        deadline = time.monotonic() + (self.daemon_grace if objs else 0.0)
+        while True:
+            for obj in objs:
+                if not is_running(int(obj["pid"]), int(obj["start_time"])):
+                    raise LabError(f"daemon {obj['node']}/{obj['name']} "
+                                   f"({' '.join(obj['argv'])}) exited at once"
+                                   f"{_tail(Path(str(obj['log'])))}")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
 
     # -- namespaces
     def namespace(self, node: Node) -> None:
@@ -458,10 +479,12 @@ class _Builder:
                     ipr.fdb("append", ifindex=vx, lladdr="00:00:00:00:00:00", dst=str(remote))
 
     # -- daemons
-    def daemon(self, node: Node, name: str, argv: Sequence[str]) -> None:
-        _, started = start_daemon(self.state, node.name, name, argv, progress=self.progress,
-                                  hook=self.hook)
+    def daemon(self, node: Node, name: str, argv: Sequence[str]) -> Obj | None:
+        """Start a daemon unless it runs; the entry of one started now, else None."""
+        obj, started = start_daemon(self.state, node.name, name, argv,
+                                    progress=self.progress, hook=self.hook)
         self.created += started
+        return obj if started else None
 
 
 def start_daemon(
@@ -505,6 +528,7 @@ def start_daemon(
         env={**(env or {}), PROCESS_TAG_ENV: str(obj["tag"]),
              "HWVTEP_LAB": state.lab, "HWVTEP_LAB_NODE": node},
     )
+    hook(f"spawned process {node}/{name}")
     obj.update(pid=info.pid, start_time=info.start_time)
     state.save()
     progress(f"process {node}/{name} pid {info.pid}: {' '.join(argv)}")
