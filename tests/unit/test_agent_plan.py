@@ -641,6 +641,15 @@ def test_logical_switch_validation() -> None:
     )
     assert s.mcast == {("01:00:5e:00:00:fb", "10.0.0.2"), ("01:00:5e:00:00:fb", "10.0.0.3")}
     assert s.ucast == {("00:00:5e:00:53:01", "fd00::1")}
+    made = LogicalSwitch.make(
+        5,
+        "10.0.0.1",
+        mcast={"01:00:5E:00:00:FB": ["10.0.0.2", "10.0.0.3"]},
+        ucast=[("00-00-5e-00-53-01", "fd00:0::1")],
+    )
+    assert made == s
+    with pytest.raises(ModelError):
+        LogicalSwitch.make(5, "10.0.0.1", mcast={"00:00:5e:00:53:01": ["10.0.0.2"]})
 
 
 def test_build_rejects_clashes() -> None:

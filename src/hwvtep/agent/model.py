@@ -298,11 +298,35 @@ class LogicalSwitch:
         object.__setattr__(self, "local_ip", normalize_ip(self.local_ip))
         object.__setattr__(self, "bindings", frozenset(self.bindings))
         object.__setattr__(self, "ucast", _pairs(self.ucast, "unicast", multicast=False))
-        mcast: object = self.mcast
+        mcast: Iterable[tuple[str, str]] | Mapping[str, Iterable[str]] = self.mcast
         if isinstance(mcast, Mapping):
             mcast = [(m, ip) for m, ips in mcast.items() for ip in ips]
-        object.__setattr__(self, "mcast", _pairs(mcast, "multicast", multicast=True))  # type: ignore[arg-type]
+        object.__setattr__(self, "mcast", _pairs(mcast, "multicast", multicast=True))
         object.__setattr__(self, "flood", frozenset(normalize_ip(ip) for ip in self.flood))
+
+    @classmethod
+    def make(
+        cls,
+        vni: int,
+        local_ip: str,
+        bindings: Iterable[Binding] = (),
+        ucast: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        flood: Iterable[str] = (),
+        mcast: Mapping[str, Iterable[str]] | Iterable[tuple[str, str]] = (),
+        dstport: int = VXLAN_DSTPORT,
+    ) -> LogicalSwitch:
+        """The typed way to pass mappings and plain iterables."""
+        if isinstance(mcast, Mapping):
+            mcast = [(m, ip) for m, ips in mcast.items() for ip in ips]
+        return cls(
+            vni,
+            local_ip,
+            frozenset(bindings),
+            _pairs(ucast, "unicast", multicast=False),
+            frozenset(flood),
+            _pairs(mcast, "multicast", multicast=True),
+            dstport,
+        )
 
     def fdb(self, dev: str) -> frozenset[FdbEntry]:
         entries = {FdbEntry(dev, FLOOD_MAC, ip) for ip in self.flood}
