@@ -85,7 +85,7 @@ class ServerApp:
         self._timer: asyncio.TimerHandle | None = None
         self._reconcile_pending = False
         self.unixctl: UnixctlServer | None = None
-        self.pidfile: str | None = None
+        self.pidfile: daemon.Pidfile | None = None
         self.ssl_server: ssl.SSLContext | None = None
         self.ssl_client: ssl.SSLContext | None = None
 
@@ -105,15 +105,13 @@ class ServerApp:
                 raise StartupError(str(e)) from None
         await self._reconcile_remotes(initial=True)
         if opts.pidfile is not None:
-            self.pidfile = (daemon.abs_path(opts.pidfile) if opts.pidfile
-                            else daemon.default_pidfile(PROGRAM))
+            pidfile = daemon.Pidfile(daemon.abs_path(opts.pidfile) if opts.pidfile
+                                     else daemon.default_pidfile(PROGRAM))
             try:
-                if opts.overwrite_pidfile:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.pidfile)
-                daemon.write_pidfile(self.pidfile)
+                pidfile.create(overwrite=opts.overwrite_pidfile)
             except (daemon.PidfileError, OSError) as e:
                 raise StartupError(str(e)) from None
+            self.pidfile = pidfile
         ctl_path = (daemon.abs_path(opts.unixctl) if opts.unixctl
                     else daemon.default_unixctl_path(PROGRAM, os.getpid()))
         if opts.unixctl != "none":
@@ -144,8 +142,8 @@ class ServerApp:
             await self.unixctl.close()
         for st in self.storages.values():
             st.close()
-        if self.pidfile:
-            daemon.remove_pidfile(self.pidfile)
+        if self.pidfile is not None:
+            self.pidfile.remove()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
