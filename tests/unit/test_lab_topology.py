@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import textwrap
 from importlib import resources
 from pathlib import Path
@@ -787,3 +788,64 @@ def test_ping_summary() -> None:
     assert result.summary() == "4 sent, 3 received, 25% loss, rtt min/avg/max " \
         "1.000/2.000/3.000 ms"
     assert not icmp.PingResult(ipaddress.ip_address("10.0.0.2"), sent=2).ok
+
+
+# --------------------------------------------------------------------------- state file
+
+
+def test_state_file_records_before_and_round_trips(tmp_path: Path) -> None:
+    from hwvtep.lab import state as st
+
+    topo = parse(ROUTED, str(tmp_path / "routed.yaml"))
+    state = st.LabState.create(tmp_path, topo, ROUTED)
+    assert state.path == tmp_path / "routed" / "state.json"
+    assert re.fullmatch(r"hwl-routed-[0-9a-f]{6}-h1", state.namespace("h1"))
+    obj = state.record({"kind": "netns", "node": "h1", "name": state.namespace("h1"),
+                        "inode": None})
+    on_disk = st.LabState.load(state.path)  # written before the caller creates anything
+    assert on_disk.objects[-1] == obj
+    assert on_disk.topology() == topo and on_disk.phase == st.CREATING
+    assert on_disk.netns_of("h1") == state.namespace("h1")
+    with pytest.raises(st.LabError, match="has no node h9"):
+        on_disk.netns_of("h9")
+    state.forget(obj)
+    assert st.LabState.load(state.path).find("netns", node="h1") is None
+    assert [s.lab for s in st.list_labs(tmp_path)] == ["routed"]
+    assert st.pick_lab(tmp_path, None).lab_id == state.lab_id
+    with pytest.raises(st.LabError, match="no lab named nope"):
+        st.pick_lab(tmp_path, "nope")
+
+
+def test_state_file_errors(tmp_path: Path) -> None:
+    from hwvtep.lab import state as st
+
+    with pytest.raises(st.LabError, match="no lab is up"):
+        st.pick_lab(tmp_path, None)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "state.json").write_text('{"version": 99}')
+    with pytest.raises(st.LabError, match="is not a version 1 lab state file"):
+        st.LabState.load(tmp_path / "x" / "state.json")
+    (tmp_path / "x" / "state.json").write_text('{"version": 1, "lab": "x"}')
+    with pytest.raises(st.LabError, match="is damaged"):
+        st.LabState.load(tmp_path / "x" / "state.json")
+    # a lab directory holding foreign files is never adopted
+    topo = parse(ROUTED.replace("name: routed", "name: x"))
+    with pytest.raises(st.LabError, match="exists and holds no lab state"):
+        st.LabState.create(tmp_path, topo, ROUTED)
+    a = parse(ROUTED.replace("name: routed", "name: a"))
+    b = parse(ROUTED.replace("name: routed", "name: b"))
+    st.LabState.create(tmp_path, a, ROUTED)
+    st.LabState.create(tmp_path, b, ROUTED)
+    with pytest.raises(st.LabError, match=r"several labs are up \(a, b\); name one"):
+        st.pick_lab(tmp_path, None)
+
+
+def test_node_table() -> None:
+    from hwvtep.lab.cli import node_table
+
+    table = node_table(load_file(WALKTHROUGH), None).splitlines()
+    assert table[0].split() == ["NODE", "KIND", "INTERFACE", "ADDRESSES", "MAC", "OVSDB"]
+    assert table[8].split() == ["server2", "hwvtep", "eth0", "172.16.2.1/24",
+                                "02:00:00:00:0a:02", "tcp:172.16.2.1:6640"]
+    assert table[9].split() == ["s2-eth1", "(physical", "port)"]
+    assert table[6].split() == ["s1-eth1", "(port,", "red", "vni", "5000)"]
