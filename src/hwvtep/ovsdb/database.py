@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from hwvtep.ovsdb.data import Datum, Symtab, datum_check, datum_from_json, default_datum
 from hwvtep.ovsdb.errors import OvsdbError
+from hwvtep.ovsdb.jsonutil import ovs_object_order
 from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema
 from hwvtep.ovsdb.types import BOOLEAN, INTEGER, REAL, STRING, UUID, ColumnType
 
@@ -59,6 +60,7 @@ class WeakColumn:
     key_table: str | None  # the keys (or set elements) refer to rows of this table
     value_table: str | None  # a map's values refer to rows of this table
     n_min: int
+    is_map: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ class TableInfo:
     bad_defaults: tuple[tuple[str, OvsdbError], ...]
     # Every column (_uuid and _version included) -> its value parser.
     parsers: dict[str, DatumParser]
+    # All columns in the order ovsdb-server walks them (which decides, when several
+    # columns are wrong, the one its error names).
+    ovs_columns: tuple[str, ...]
 
     @staticmethod
     def of(table: TableSchema) -> TableInfo:
@@ -110,14 +115,21 @@ class TableInfo:
             value_weak = (ctype.value.ref_table
                           if ctype.value is not None and ctype.value.is_weak_ref else None)
             if key_weak or value_weak:
-                weak.append(WeakColumn(col.name, key_weak, value_weak, ctype.n_min))
+                weak.append(WeakColumn(col.name, key_weak, value_weak, ctype.n_min,
+                                       ctype.value is not None))
         for name in ("_uuid", "_version"):
             defaults[name] = default_datum(table.columns[name].type)
         immutable = frozenset(c.name for c in table.columns.values() if not c.mutable)
         parsers = {c.name: datum_parser(c.type) for c in table.columns.values()}
+        # ovsdb-server adds _uuid and _version, then the columns as it walks the schema's
+        # "columns" object.
+        ovs_columns = tuple(ovs_object_order(
+            ["_uuid", "_version", *ovs_object_order([c.name for c in table.user_columns])]))
+        position = {name: i for i, name in enumerate(ovs_columns)}
+        bad.sort(key=lambda b: position[b[0]])
         return TableInfo(table, table.name, table.is_root, table.max_rows, table.indexes,
                          tuple(strong), tuple(weak_refs), tuple(weak), defaults, immutable,
-                         tuple(bad), parsers)
+                         tuple(bad), parsers, ovs_columns)
 
 
 def datum_parser(ctype: ColumnType) -> DatumParser:

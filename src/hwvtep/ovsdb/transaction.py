@@ -42,6 +42,7 @@ from hwvtep.ovsdb.errors import (
     OvsdbError,
     syntax_error,
 )
+from hwvtep.ovsdb.jsonutil import ovs_object_order
 from hwvtep.ovsdb.mutation import apply_mutations, parse_mutations
 from hwvtep.ovsdb.schema import TableSchema
 from hwvtep.ovsdb.types import UUID_RE, ZERO_UUID, ColumnType
@@ -265,11 +266,15 @@ class _Txn:
             raise syntax_error("row must be JSON object", j)
         parsers = ti.parsers
         symbol = self.symbol
-        for name, value in j.items():
-            parse = parsers.get(name)
-            if parse is None:
-                raise OvsdbError("unknown column", f"No column {name} in table {ti.name}.", j)
-            row[name] = parse(value, symbol)
+        try:
+            for name, value in j.items():
+                parse = parsers.get(name)
+                if parse is None:
+                    raise OvsdbError("unknown column", f"No column {name} in table {ti.name}.",
+                                     j)
+                row[name] = parse(value, symbol)
+        except OvsdbError as e:
+            raise _row_error(ti, j, symbol, e) from None
         return list(j)
 
     def table(self, op: dict[str, Any]) -> str:
@@ -482,21 +487,23 @@ class _Txn:
                     if not v:
                         continue
                     kt, vt = wc.key_table, wc.value_table
-                    if vt is None:
+                    gone: list[str] = []
+                    if not wc.is_map:
                         assert kt is not None
                         keep = [a for a in v if alive(kt, a)]
-                        gone = [a for a in v if not alive(kt, a)] if len(keep) != len(v) else []
+                        if len(keep) == len(v):
+                            continue
+                        gone = [a for a in v if not alive(kt, a)]
                     else:
-                        keep = [p for p in v if (kt is None or alive(kt, p[0])) and alive(vt, p[1])]
-                        gone = []
-                        if len(keep) != len(v):
-                            for k, x in v:
-                                if kt is not None and not alive(kt, k):
-                                    gone.append(k)
-                                if not alive(vt, x):
-                                    gone.append(x)
-                    if len(keep) == len(v):
-                        continue
+                        keep = [p for p in v if (kt is None or alive(kt, p[0]))
+                                and (vt is None or alive(vt, p[1]))]
+                        if len(keep) == len(v):
+                            continue
+                        for k, x in v:
+                            if kt is not None and not alive(kt, k):
+                                gone.append(k)
+                            if vt is not None and not alive(vt, x):
+                                gone.append(x)
                     new[wc.column] = tuple(keep)
                     if len(keep) >= wc.n_min:
                         continue
@@ -536,13 +543,14 @@ class _Txn:
 
     def _duplicate_index(self, ti: TableInfo, cols: tuple[str, ...], a: str,
                          b: str) -> OvsdbError:
-        # ovsdb-server names the rows in an order of its own (a comparison of all columns,
-        # in hash order); we put the greater UUID first.
-        if a < b:
-            a, b = b, a
         columns = ti.schema.columns
         rows = self.txrows[ti.name]
         base = self.tables[ti.name]
+        row_a = self.get(ti.name, a)
+        row_b = self.get(ti.name, b)
+        assert row_a is not None and row_b is not None
+        if _compare_rows(ti, row_a, row_b) < 0:
+            a, b, row_a = b, a, row_b
 
         def values(row: Row) -> str:
             return _english_list([datum_to_string(columns[c].type, row[c]) for c in cols])
@@ -564,14 +572,38 @@ class _Txn:
             return head + ("had the following index values before the transaction: "
                            f"{values(old)}.")
 
-        row_a = self.get(ti.name, a)
-        assert row_a is not None
         names = _english_list([f'"{c}"' for c in cols])
         return OvsdbError(
             CONSTRAINT_VIOLATION,
             f'Transaction causes multiple rows in "{ti.name}" table to have identical values '
             f"({values(row_a)}) for index on column{'s' if len(cols) > 1 else ''} {names}.  "
             f"{describe('First', a)}  {describe('Second', b)}")
+
+
+def _row_error(ti: TableInfo, row_j: dict[str, Any], symbol: Callable[[str], str],
+               error: OvsdbError) -> OvsdbError:
+    """The error ovsdb-server reports for a bad row: that of the first bad column in the
+    order it walks the row's members."""
+    for name in ovs_object_order(list(row_j)):
+        parse = ti.parsers.get(name)
+        if parse is None:
+            return OvsdbError("unknown column", f"No column {name} in table {ti.name}.", row_j)
+        try:
+            parse(row_j[name], symbol)
+        except OvsdbError as e:
+            return e
+    return error
+
+
+def _compare_rows(ti: TableInfo, a: Row, b: Row) -> int:
+    """ovsdb-server's three-way comparison of two rows over all columns, in its order."""
+    columns = ti.schema.columns
+    for name in ti.ovs_columns:
+        ka = _datum_sort_key(columns[name].type, a[name])
+        kb = _datum_sort_key(columns[name].type, b[name])
+        if ka != kb:
+            return -1 if ka < kb else 1
+    return 0
 
 
 # --- the operations ------------------------------------------------------------------------
@@ -590,11 +622,14 @@ def _insert(tx: _Txn, op: dict[str, Any]) -> Any:
     row = ti.defaults.copy()
     parsers = ti.parsers
     symbol = tx.symbol
-    for name, value in row_j.items():
-        parse = parsers.get(name)
-        if parse is None:
-            raise OvsdbError("unknown column", f"No column {name} in table {tname}.", row_j)
-        row[name] = parse(value, symbol)
+    try:
+        for name, value in row_j.items():
+            parse = parsers.get(name)
+            if parse is None:
+                raise OvsdbError("unknown column", f"No column {name} in table {tname}.", row_j)
+            row[name] = parse(value, symbol)
+    except OvsdbError as e:
+        raise _row_error(ti, row_j, symbol, e) from None
     for name, err in ti.bad_defaults:
         if name not in row_j:
             raise err
@@ -670,10 +705,11 @@ def _update(tx: _Txn, op: dict[str, Any]) -> Any:
     ti = tx.info[tname]
     values: Row = {}
     names = tx.parse_row(ti, row_j, values)
-    for name in names:
-        if name in ti.immutable:
-            raise OvsdbError(CONSTRAINT_VIOLATION,
-                             f"Cannot update immutable column {name} in table {tname}.", op)
+    if not ti.immutable.isdisjoint(names):
+        for name in ovs_object_order(names):
+            if name in ti.immutable:
+                raise OvsdbError(CONSTRAINT_VIOLATION,
+                                 f"Cannot update immutable column {name} in table {tname}.", op)
     cond = parse_where(ti.schema, where, tx.symbol)
     matches = tx.matches(tname, cond)
     for u, row in matches:
@@ -793,7 +829,7 @@ _OPERATIONS: dict[str, tuple[Executor, frozenset[str], bool]] = {
 def _unused_members(op: dict[str, Any], allowed: frozenset[str]) -> None:
     if allowed.issuperset(op):
         return
-    unused = [k for k in op if k not in allowed]
+    unused = [k for k in ovs_object_order(list(op)) if k not in allowed]
     if len(unused) == 1:
         raise _ParseFail(f"Member '{unused[0]}' is present but not allowed here.")
     n = len(unused) - 1
