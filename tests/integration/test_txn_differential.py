@@ -665,6 +665,51 @@ STRICT_SCENARIOS: dict[str, tuple[str, list[Any]]] = {
     ]),
 }
 
+TEST_SCENARIOS["edge-cases"] = [
+    [T, _target(1, "a", "t1"), _target(2, "b", "t2"),
+     _root("r", weak_keys=["map", [[_nu("t1"), 1], [_nu("t2"), 2]]])],
+    [T, {"op": "delete", "table": "Target", "where": [["a", "==", 1]]}],
+    [T, _sel("Root", columns=["weak_keys"])],
+    # An unreferenced inserted child is collected with what only it referenced...
+    [T, {"op": "insert", "table": "Child", "row": {"name": "orphan", "grandchildren": _nu("g")}},
+     {"op": "insert", "table": "Grandchild", "uuid-name": "g", "row": {"value": 7}}],
+    # ...but its references are checked first.
+    [T, {"op": "insert", "table": "Child",
+         "row": {"name": "orphan", "sibling": _u("11111111-2222-3333-4444-555555555555")}}],
+    [T, _root("x", children=["set", [_nu("c")]], child=_nu("c")),
+     {"op": "insert", "table": "Child", "uuid-name": "c", "row": {"name": "cc"}}],
+    [T, {"op": "delete", "table": "Child", "where": []}],
+    # Operations see the transaction's own rows, by named-uuid too.
+    [T, {"op": "insert", "table": "Target", "row": {"a": 9, "b": "z"}, "uuid-name": "q"},
+     {"op": "update", "table": "Target", "where": [["_uuid", "==", _nu("q")]],
+      "row": {"b": "zz"}},
+     _sel("Target", [["_uuid", "==", _nu("q")]], columns=["b"])],
+    [T, {"op": "delete", "table": "Target", "where": [["a", "==", 9]]},
+     {"op": "update", "table": "Target", "where": [["a", "==", 9]], "row": {"b": "q"}},
+     {"op": "mutate", "table": "Target", "where": [["a", "==", 9]],
+      "mutations": [["a", "+=", 1]]}],
+    # A uuid-name given a "uuid" after a forward reference to it: the reference dangles.
+    [T, _root("fwr", child=_nu("c9")),
+     {"op": "insert", "table": "Child", "uuid-name": "c9",
+      "uuid": "eeeeeeee-1111-2222-3333-444444444444", "row": {"name": "c9"}}],
+    [T, {"op": "mutate", "table": "Target", "where": [],
+         "mutations": [["a", "*=", 4611686018427387904]]}],
+    [T, _target(1, "a"), _target(3, "c")],
+]
+
+SERVER_SCENARIOS: dict[str, list[Any]] = {
+    "reserved-database": [
+        ["_Server", _sel("Database"), {"op": "insert", "table": "Database", "row": {}}],
+        ["_Server", {"op": "insert", "table": "Database",
+                     "row": {"name": "x", "model": "standalone"}}],
+        ["_Server", {"op": "comment", "comment": "x"}, {"op": "commit", "durable": False}],
+        ["_Server", {"op": "delete", "table": "Database", "where": [], "x": 1}],
+        ["_Server", {"op": "delete", "table": "Database", "where": []}],
+        ["_Server", {"op": "wait", "table": "Database", "where": [], "until": "==",
+                     "rows": []}, {"op": "assert", "lock": "x"}],
+    ],
+}
+
 
 def _scenarios() -> list[Any]:
     out = []
@@ -672,23 +717,28 @@ def _scenarios() -> list[Any]:
         out.append(pytest.param("hardware_vtep", txns, True, id=f"hv-{name}"))
     for name, txns in TEST_SCENARIOS.items():
         out.append(pytest.param("test", txns, True, id=f"test-{name}"))
+    for name, txns in SERVER_SCENARIOS.items():
+        out.append(pytest.param("_server", txns, True, id=f"server-{name}"))
     for name, (schema, txns) in STRICT_SCENARIOS.items():
         out.append(pytest.param(schema, txns, False, id=f"strict-{name}"))
     return out
 
 
 @pytest.fixture(scope="module")
-def hv_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    p = tmp_path_factory.mktemp("schema") / "hardware_vtep.ovsschema"
-    p.write_text(bundled_schema_text("hardware_vtep"))
-    return p
+def schemas(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("schema")
+    out = {"test": TEST_SCHEMA}
+    for name in ("hardware_vtep", "_server"):
+        out[name] = d / f"{name}.ovsschema"
+        out[name].write_text(bundled_schema_text(name))
+    return out
 
 
 @pytest.mark.skipif(OVSDB_TOOL is None, reason="ovsdb-tool (Debian openvswitch) not installed")
 @pytest.mark.parametrize(("schema_name", "txns", "canonical"), _scenarios())
 def test_same_results_as_ovsdb_tool(schema_name: str, txns: list[Any], canonical: bool,
-                                    hv_schema: Path, tmp_path: Path) -> None:
-    schema = hv_schema if schema_name == "hardware_vtep" else TEST_SCHEMA
+                                    schemas: dict[str, Path], tmp_path: Path) -> None:
+    schema = schemas[schema_name]
     txns = [*txns, _select_all(schema)]
     theirs = normalize(run_ovs(schema, txns, tmp_path), canonical)
     ours = normalize(run_ours(schema, txns), canonical)
