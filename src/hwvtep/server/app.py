@@ -36,6 +36,7 @@ log = logging.getLogger("hwvtep.ovsdb_server")
 
 PROGRAM = "ovsdb-server"
 HOUSEKEEPING_S = 2.5
+MIN_PROBE_MS = 1000
 
 
 class StartupError(RuntimeError):
@@ -62,12 +63,15 @@ class RunningRemote:
     disconnected_since: float | None = None
     last_error: str | None = None
     bound_port: int | None = None
+    default_probe_ms: int = DEFAULT_PROBE_MS
 
     @property
     def probe_ms(self) -> int:
-        if self.options.inactivity_probe_ms is not None:
-            return self.options.inactivity_probe_ms
-        return 0 if self.remote.kind in ("punix", "unix") else DEFAULT_PROBE_MS
+        ms = self.options.inactivity_probe_ms
+        if ms is not None:
+            # As Open vSwitch's reconnect: 0 disables, anything else is at least 1 s.
+            return max(ms, MIN_PROBE_MS) if ms > 0 else 0
+        return 0 if self.remote.kind in ("punix", "unix") else self.default_probe_ms
 
 
 class ServerApp:
@@ -155,6 +159,8 @@ class ServerApp:
 
     def open_db(self, path: str, create_schema: str | None = None) -> str | None:
         """Open (and with *create_schema*, create) a database file; an error or None."""
+        if self._already_open(path):
+            return f"ovsdb error: {path}: already open"
         try:
             if create_schema is not None and not os.path.exists(path):
                 if create_schema:
@@ -176,6 +182,22 @@ class ServerApp:
         self.storages[name] = st
         self.core.add_database(name, st.db, st, path=path)
         return None
+
+    def _already_open(self, path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        for served in self.core.dbs.values():
+            if not served.path:
+                continue
+            try:
+                other = os.stat(served.path)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino):
+                return True
+        return False
 
     def remove_db(self, name: str) -> None:
         self.core.remove_database(name)
@@ -236,6 +258,8 @@ class ServerApp:
         ref = col.type.key.ref_table
         for row in rows.values():
             datum = row[r.column]
+            if col.type.value is not None:
+                continue
             if col.type.key.type == "string":
                 for target in datum:
                     out[target] = RemoteOptions()
@@ -266,6 +290,8 @@ class ServerApp:
                 log.error("%s", e)
                 continue
             rr = RunningRemote(spec, remote, options)
+            if self.opts.inactivity_probe is not None:
+                rr.default_probe_ms = self.opts.inactivity_probe
             self.running[spec] = rr
             try:
                 await self._start_remote(rr)
@@ -423,6 +449,22 @@ class ServerApp:
                     served.db.apply(outcome.changes)
                     self.core.committed(served, outcome.changes)
 
+    def _db_column_error(self, spec: str) -> str | None:
+        """Why "db:DB,TABLE,COLUMN" names no column, in ovsdb-server's words (or None)."""
+        tokens = [t for t in spec[3:].split(",") if t]
+        if len(tokens) < 3:
+            return f'"{spec}": invalid syntax'
+        db_name, table, column = tokens[:3]
+        served = self.core.dbs.get(db_name)
+        if served is None:
+            return f'"{spec}": no database named {db_name}'
+        ts = served.db.schema.tables.get(table)
+        if ts is None:
+            return f'"{spec}": no table named {table}'
+        if column not in ts.columns:
+            return f'"{spec}": table "{table}" has no column "{column}"'
+        return None
+
     def _status_of(self, rr: RunningRemote | None) -> tuple[bool, dict[str, str]]:
         if rr is None:
             return False, {}
@@ -476,20 +518,12 @@ class ServerApp:
 
         async def add_remote(args: list[str]) -> str:
             spec = args[0]
-            try:
-                r = parse_remote(spec)
-            except RemoteError as e:
-                raise CommandError(str(e)) from None
-            if r.kind == "db":
-                served = self.core.dbs.get(r.db)
-                if served is None:
-                    raise CommandError(f"{spec}: no database named {r.db}")
-                ts = served.db.schema.tables.get(r.table)
-                if ts is None:
-                    raise CommandError(f"{spec}: no table named {r.table}")
-                if r.column not in ts.columns:
-                    raise CommandError(f"{spec}: table \"{r.table}\" has no column "
-                                       f"\"{r.column}\"")
+            # Like ovsdb-server, only db: references are checked here; any other remote
+            # is taken as given and reports its own failure in the log.
+            if spec.startswith("db:"):
+                err = self._db_column_error(spec)
+                if err:
+                    raise CommandError(err)
             if spec not in self.cmdline_remotes:
                 self.cmdline_remotes.append(spec)
                 await self._reconcile_remotes()

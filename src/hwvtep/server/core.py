@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hwvtep.ovsdb import jsonutil
-from hwvtep.ovsdb.database import Changes, Database
+from hwvtep.ovsdb.database import Changes, Database, Row
 from hwvtep.ovsdb.errors import OvsdbError, syntax_error
 from hwvtep.ovsdb.jsonrpc import Message, Notification, Reply, Request, error_reply
 from hwvtep.ovsdb.monitor import (
@@ -25,7 +25,6 @@ from hwvtep.ovsdb.monitor import (
     TxnHistory,
     create_monitor,
     duplicate_monitor_id,
-    merge_changes,
     parse_cond_change_params,
     tables_atoms,
     unknown_monitor_session,
@@ -77,8 +76,11 @@ class MonitorSub:
     session: SessionState
     db: ServedDb
     monitor: Monitor
-    # Commits held back while the session's send queue is full; sent merged per row.
-    pending: list[Changes] = field(default_factory=list)
+    # Commits held back while the session's send queue is full, merged per row as they
+    # come (so they take no more room than the rows they touch) and sent as one update.
+    pending: dict[str, dict[str, tuple[Row | None, Row | None]]] = field(
+        default_factory=dict)
+    has_pending: bool = False
     pending_txn_id: str = ""
 
 
@@ -418,8 +420,9 @@ class ServerCore:
             for sub in list(s.monitors.values()):
                 if sub.db is not served:
                     continue
-                if sub.pending or s.link.backlogged:
-                    sub.pending.append(changes)
+                if sub.has_pending or s.link.backlogged:
+                    _merge_into(sub.pending, changes)
+                    sub.has_pending = True
                     sub.pending_txn_id = txn_id
                     continue
                 if encoder is None:
@@ -429,11 +432,12 @@ class ServerCore:
                     s.link.send_raw(sub.monitor.notification_bytes(body, txn_id))
 
     def _flush_sub(self, sub: MonitorSub) -> None:
-        if not sub.pending:
+        if not sub.has_pending:
             return
-        merged = merge_changes(sub.pending)
-        sub.pending = []
-        update = sub.monitor.encode(merged)
+        merged = {t: rows for t, rows in sub.pending.items() if rows}
+        sub.pending = {}
+        sub.has_pending = False
+        update = sub.monitor.encode(merged) if merged else None
         if update:
             sub.session.link.send(Notification(
                 sub.monitor.notification_method,
@@ -450,6 +454,26 @@ class ServerCore:
 
 
 _DEFERRED = object()
+
+
+def _merge_into(acc: dict[str, dict[str, tuple[Row | None, Row | None]]],
+                changes: Changes) -> None:
+    """Fold one more commit into *acc* per row (``monitor.merge_changes``'s rules),
+    in time proportional to the commit, never to what is already held."""
+    for tname, rows in changes.items():
+        tacc = acc.get(tname)
+        if tacc is None:
+            acc[tname] = dict(rows)
+            continue
+        for row_uuid, (old, new) in rows.items():
+            prev = tacc.get(row_uuid)
+            if prev is None:
+                tacc[row_uuid] = (old, new)
+            elif prev[0] is None and new is None:
+                del tacc[row_uuid]  # inserted, then deleted: the client never hears of it
+            else:
+                tacc[row_uuid] = (prev[0], new)
+
 
 ServerCore._METHODS = {
     "echo": ServerCore._echo,

@@ -38,11 +38,14 @@ class SessionProtocol(asyncio.Protocol):
         self._paused = False
         self._closed = False
         self._on_close = on_close
-        self._received_since_probe = True
-        self._probe_sent = False
+        self._loop = asyncio.get_running_loop()
+        # Inactivity probe, as Open vSwitch's reconnect: after probe_ms without activity
+        # send "echo"; after probe_ms more without any, drop the connection.
+        self._last_activity = self._loop.time()
+        self._probe_sent_at: float | None = None
+        self._last_backlog = 0
         self._probe_handle: asyncio.TimerHandle | None = None
-        self._probe_seq = 0
-        self.connected = asyncio.get_running_loop().create_future()
+        self.connected = self._loop.create_future()
 
     # ---- SessionLink ------------------------------------------------------------------
 
@@ -77,13 +80,14 @@ class SessionProtocol(asyncio.Protocol):
             self._name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
         self.state = self.core.open_session(self)
         if self.probe_ms > 0:
-            self._schedule_probe()
+            self._last_activity = self._loop.time()
+            self._schedule_probe(self._last_activity + self.probe_ms / 1000.0)
         if not self.connected.done():
             self.connected.set_result(None)
         log.debug("%s: connected", self._name)
 
     def data_received(self, data: bytes) -> None:
-        self._received_since_probe = True
+        self._last_activity = self._loop.time()
         self.conn.receive_data(data)
         self._drain_events()
 
@@ -139,26 +143,39 @@ class SessionProtocol(asyncio.Protocol):
 
     # ---- inactivity probe -------------------------------------------------------------
 
-    def _schedule_probe(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._probe_handle = loop.call_later(self.probe_ms / 1000.0, self._probe)
+    def _schedule_probe(self, when: float) -> None:
+        self._probe_handle = self._loop.call_at(when, self._probe)
 
     def _probe(self) -> None:
-        if self._closed:
+        if self._closed or self.transport is None:
             return
-        if self._received_since_probe:
-            self._received_since_probe = False
-            self._probe_sent = False
-        elif not self._probe_sent:
-            self._probe_seq += 1
-            self.send(Request("echo", [], f"echo-{self._probe_seq}"))
-            self._probe_sent = True
+        now = self._loop.time()
+        interval = self.probe_ms / 1000.0
+        # Output queued earlier that has drained since counts as activity (what was
+        # written straight through does not: a stalled peer can absorb a lot of it).
+        backlog = self.transport.get_write_buffer_size()
+        if backlog < self._last_backlog:
+            self._last_activity = now
+        self._last_backlog = backlog
+        sent = self._probe_sent_at
+        if sent is not None and self._last_activity > sent:
+            self._probe_sent_at = sent = None
+        if sent is None:
+            due = self._last_activity + interval
+            if now < due:
+                self._schedule_probe(due)
+                return
+            log.debug("%s: idle %d ms, sending inactivity probe", self._name,
+                      int((now - self._last_activity) * 1000))
+            self.send(Request("echo", [], "echo"))
+            self._probe_sent_at = now
+            self._schedule_probe(now + interval)
+        elif now < sent + interval:
+            self._schedule_probe(sent + interval)
         else:
-            log.warning("%s: no response to inactivity probe after %.3g seconds, "
-                        "disconnecting", self._name, 2 * self.probe_ms / 1000.0)
+            log.error("%s: no response to inactivity probe after %.3g seconds, "
+                      "disconnecting", self._name, now - sent)
             self.close()
-            return
-        self._schedule_probe()
 
 
 def peer_description(transport: Any) -> str:

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssl-ciphers", default=None)
     p.add_argument("--create-if-missing", nargs="?", const="", default=None)
     p.add_argument("--max-message-size", type=int, default=64 * 1024 * 1024)
+    # For tests: the inactivity probe interval (ms) of tcp/ssl remotes not configured
+    # by a Manager row (Open vSwitch's is fixed at 5000; 0 disables).
+    p.add_argument("--inactivity-probe", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("-V", "--version", action="store_true")
     return p
