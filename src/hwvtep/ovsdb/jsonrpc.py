@@ -210,12 +210,10 @@ _NUL_ESCAPE = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000")
 _OPEN_BRACE, _OPEN_BRACKET, _QUOTE = 0x7B, 0x5B, 0x22
 _CLOSE_BRACE, _CLOSE_BRACKET = 0x7D, 0x5D
 
-# Bulk scanning of long values: an opening bracket becomes 2, a closing one 0, the rest goes.
-_BRACKET_WEIGHTS = bytes(
-    2 if c in (_OPEN_BRACE, _OPEN_BRACKET) else 0 if c in (_CLOSE_BRACE, _CLOSE_BRACKET) else c
-    for c in range(256)
-)
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+# Bulk scanning of long values keeps quotes and brackets, then weighs an opening bracket 2
+# and a closing one 0 (so that a running sum minus the count is the depth).
+_NOT_QUOTES_OR_BRACKETS = bytes(c for c in range(256) if c not in b'"[]{}')
+_BRACKET_WEIGHTS = bytes(2 if c in (_OPEN_BRACE, _OPEN_BRACKET) else 0 for c in range(256))
 # A value is scanned in bulk once this much of it went by without an end...
 _BULK_AFTER = 64 * 1024
 # ... a window at a time, so that finding the end wastes at most one window.
@@ -343,7 +341,7 @@ class Connection:
                 pos += 1
                 in_string = False
             if pos - self._start < _BULK_AFTER:
-                end = size
+                end = min(size, self._start + _BULK_AFTER)
             else:
                 end = min(size, pos + _BULK_WINDOW)
                 window = bytes(buf[pos:end])
@@ -351,16 +349,13 @@ class Connection:
                     if b"\\" in window:
                         window = _ESCAPE.sub(b"", window)
                     # Without escapes, quotes alternate between opening and closing strings.
-                    pieces = window.split(b'"')
-                    brackets = b"".join(pieces[::2]).translate(_BRACKET_WEIGHTS, _NOT_BRACKETS)
-                    lowest = min(map(sub, accumulate(brackets), count(1)), default=0)
-                    if depth + lowest > 0:
-                        opened = brackets.count(2)
-                        if depth + opened > MAX_DEPTH and (
-                            depth + max(map(sub, accumulate(brackets), count(1))) > MAX_DEPTH
-                        ):
+                    pieces = window.translate(None, _NOT_QUOTES_OR_BRACKETS).split(b'"')
+                    brackets = b"".join(pieces[::2]).translate(_BRACKET_WEIGHTS)
+                    levels = list(map(sub, accumulate(brackets), count(1))) or [0]
+                    if depth + min(levels) > 0:  # else the value ends in there: scan exactly
+                        if depth + max(levels) > MAX_DEPTH:
                             raise _Broken(_TOO_DEEP)
-                        depth += 2 * opened - len(brackets)
+                        depth += levels[-1]
                         pos = end
                         in_string = len(pieces) % 2 == 0
                         if pos == size:
