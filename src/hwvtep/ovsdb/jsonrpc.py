@@ -11,8 +11,13 @@ ends the connection, as it does in Open vSwitch.
 
 Messages are serialised compactly, members in the order Open vSwitch writes them
 (``id`` first). A reply always carries ``"error": null``; an error reply carries
-``"result": null`` (Open vSwitch leaves ``result`` out there; both forms are accepted by
-every OVSDB implementation, and JSON-RPC 1.0 asks for the member).
+``"result": null`` (Open vSwitch leaves ``result`` out there; it and python-ovs accept
+both forms, and JSON-RPC 1.0 asks for the member).
+
+Stricter than Open vSwitch: invalid UTF-8 is refused (ovsdb-server passes it through) and
+nesting stops at :data:`MAX_DEPTH`. Looser: brackets are counted without pairing ``[`` with
+``]``, so a mismatch is refused when its value ends (or at the size limit, or end of
+stream) rather than at the bracket.
 """
 
 from __future__ import annotations
