@@ -212,7 +212,27 @@ def parse_schema(j: Any) -> DatabaseSchema:
                     raise syntax_error(
                         f"table {t.name} column {c.name} refers to undefined table "
                         f"{base.ref_table}", j)
+    tables = {n: _persist_strong_refs_to_non_root(t, tables) for n, t in tables.items()}
     return DatabaseSchema(name, version, tables, cksum)
+
+
+def _persist_strong_refs_to_non_root(t: TableSchema,
+                                     tables: dict[str, TableSchema]) -> TableSchema:
+    """OVS makes an ephemeral strong reference to a non-root table persistent (and says
+    so in get_schema and _Server): after a restart without it, garbage collection would
+    delete rows that later log records still use."""
+    def forced(c: ColumnSchema) -> bool:
+        return c.ephemeral and any(
+            b is not None and b.is_strong_ref and not tables[str(b.ref_table)].is_root
+            for b in (c.type.key, c.type.value))
+    if not any(forced(c) for c in t.user_columns):
+        return t
+    user = tuple(ColumnSchema(c.name, c.type, False, c.mutable) if forced(c) else c
+                 for c in t.user_columns)
+    cols = {c.name: c for c in user}
+    for c in IMPLICIT_COLUMNS:
+        cols[c.name] = c
+    return TableSchema(t.name, cols, t.is_root, t.max_rows, t.indexes, user)
 
 
 def bundled_schema_text(name: str) -> str:
