@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import pytest
 
 from hwvtep.ovsdb.database import Database
 from hwvtep.ovsdb.schema import DatabaseSchema, bundled_schema_text
-from hwvtep.ovsdb.transaction import execute
+from hwvtep.server.storage import Storage
 
 OVSDB_TOOL = shutil.which("ovsdb-tool")
 DATA = Path(__file__).parent.parent / "data"
@@ -66,15 +68,22 @@ def run_ovs(schema: Path, txns: list[Any], tmp: Path) -> list[Any]:
 
 
 def run_ours(schema: Path, txns: list[Any]) -> list[Any]:
-    """Our side, in process (to be switched to ``hwvtep ovsdb-tool transact`` later)."""
-    db = Database(DatabaseSchema.from_text(schema.read_text()))
+    """Our side, as run_ovs: ``hwvtep ovsdb-tool transact`` on a file it created. After
+    each transaction the file must replay into a consistent database."""
+    hwvtep = str(Path(sys.executable).with_name("hwvtep"))
     results: list[Any] = []
-    for t in txns:
-        out = execute(db, _resolve(t, results), triggers=False)
-        if out.changes is not None:
-            db.apply(out.changes)
-        assert db.consistency_errors() == []
-        results.append(orjson.loads(orjson.dumps(out.result)))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "ours.db"
+        subprocess.run([hwvtep, "ovsdb-tool", "create", str(db), str(schema)], check=True)
+        for t in txns:
+            text = orjson.dumps(_resolve(t, results)).decode()
+            out = subprocess.run([hwvtep, "ovsdb-tool", "transact", str(db), text],
+                                 check=True, capture_output=True, text=True)
+            results.append(orjson.loads(out.stdout))
+            with Storage.open(str(db), read_only=True, strict=True) as stored:
+                replayed: Database = stored.db
+                assert stored.read_error is None
+                assert replayed.consistency_errors() == []
     return results
 
 
