@@ -253,7 +253,7 @@ class ServerCore:
     def _set_db_change_aware(self, s: SessionState, req: Request) -> Any:
         p = req.params
         if not (isinstance(p, list) and len(p) == 1 and isinstance(p[0], bool)):
-            raise syntax_error("true or false parameter expected", p)
+            raise syntax_error(f"{req.method}: true or false parameter expected", p)
         s.db_change_aware = p[0]
         return {}
 

@@ -9,11 +9,20 @@ updates per row), and probes idle tcp/ssl peers with "echo" like ovsdb-server.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from hwvtep.ovsdb.jsonrpc import Closed, Connection, Message, ProtocolError, Request, encode
+from hwvtep.ovsdb.jsonrpc import (
+    Closed,
+    Connection,
+    Error,
+    Message,
+    ProtocolError,
+    Reply,
+    Request,
+    encode,
+)
 from hwvtep.server.core import ServerCore, SessionState
 
 log = logging.getLogger("hwvtep.jsonrpc")
@@ -76,8 +85,7 @@ class SessionProtocol(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         if not self._name:
-            peer = transport.get_extra_info("peername")
-            self._name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+            self._name = _session_name(transport)
         self.state = self.core.open_session(self)
         if self.probe_ms > 0:
             self._last_activity = self._loop.time()
@@ -107,6 +115,15 @@ class SessionProtocol(asyncio.Protocol):
             if isinstance(event, Closed):
                 self.close()
                 return
+            if isinstance(event, Reply | Error):
+                # The answer to our inactivity probe; any other reply is a protocol
+                # violation that Open vSwitch answers by dropping the connection.
+                if event.id != "echo":
+                    log.warning("%s: received unexpected %s message", self._name,
+                                "reply" if isinstance(event, Reply) else "error")
+                    self.close()
+                    return
+                continue
             try:
                 self.core.handle(state, event)
             except Exception:  # one session's bad luck must not take down the server
@@ -178,6 +195,14 @@ class SessionProtocol(asyncio.Protocol):
             self.close()
 
 
-def peer_description(transport: Any) -> str:
+_unix_sessions = itertools.count(1)
+
+
+def _session_name(transport: asyncio.BaseTransport) -> str:
+    """As Open vSwitch names accepted streams: "unix#N", "tcp:IP:PORT", "ssl:IP:PORT"."""
     peer = transport.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+    if not isinstance(peer, tuple):
+        return f"unix#{next(_unix_sessions)}"
+    kind = "ssl" if transport.get_extra_info("sslcontext") is not None else "tcp"
+    host = f"[{peer[0]}]" if ":" in peer[0] else peer[0]
+    return f"{kind}:{host}:{peer[1]}"

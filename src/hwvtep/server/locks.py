@@ -50,7 +50,8 @@ class LockTable:
         """Release; returns the session that now owns the lock (to notify), if any."""
         q = self.queues.get(name)
         if not q or session not in q:
-            raise OvsdbError("syntax error", '"unlock" without "lock" or "steal"', params)
+            raise OvsdbError("syntax error", 'unlock: "unlock" without "lock" or "steal"',
+                             params)
         was_owner = q[0] is session
         q.remove(session)
         if not q:
