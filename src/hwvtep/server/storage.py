@@ -389,7 +389,15 @@ def _integrity_problem(db: Database, changes: Changes) -> str | None:
 
 
 def create(path: str, schema_json: Mapping[str, Any]) -> None:
-    """Create a new database file holding *schema_json* (``ovsdb-tool create``)."""
+    """Create a new database file holding a schema (``ovsdb-tool create``).
+
+    *schema_json* may be a schema file's JSON as is: it is written in the form OVS
+    writes (no "doc", see :func:`hwvtep.ovsdb.log.schema_to_json`). Raises StorageError.
+    """
+    try:
+        schema_json = parse_schema_json(ovlog.ovs_normalize_numbers(dict(schema_json))).json
+    except OvsdbError as e:
+        raise StorageError(ovlog.error_to_string(e), error=e) from None
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
     if not os.path.exists(path) and os.path.islink(path):
         flags &= ~os.O_EXCL  # a dangling symlink: create its target
