@@ -97,6 +97,13 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     body = b'{"Global":{"00000000-0000-4000-8000-000000000001":null}}\n'
     (d / "nodelete.db").write_bytes(
         data + b"OVSDB JSON %d %s\n" % (len(body), _sha(body).encode()) + body)
+    # A record that reads but does not commit (a reference to a missing row): both
+    # tools stop there in silence, and the next write replaces it.
+    body = (b'{"Ucast_Macs_Remote":{"00000000-0000-4000-8000-00000000000a":'
+            b'{"MAC":"00:00:00:00:00:01",'
+            b'"locator":["uuid","00000000-0000-4000-8000-00000000000b"]}}}\n')
+    (d / "dangling.db").write_bytes(
+        data + b"OVSDB JSON %d %s\n" % (len(body), _sha(body).encode()) + body)
     (d / "zero.db").write_bytes(b"")
     (d / "notadb.db").write_text("hello\n")
     cluster_body = b"{}\n"
@@ -203,6 +210,8 @@ CASES: list[list[str]] = [
     ["transact", "bad.db", j(SELECT_GLOBAL)],
     ["transact", "bad.db", j(T_MUTATE)],
     ["transact", "nodelete.db", j(T_MUTATE)],
+    ["query", "dangling.db", j(SELECT_GLOBAL)],
+    ["-mm", "show-log", "dangling.db"],
     ["transact", "a.db", j(["hardware_vtep", {"op": "assert", "lock": "l"}])],
     ["transact", "a.db", j(["hardware_vtep", {"op": "wait", "table": "Global", "where": [],
                                               "rows": [], "until": "==", "timeout": 0}])],
@@ -281,6 +290,7 @@ def _read_back(d: Path, name: str) -> Any:
 @pytest.mark.parametrize("args", [
     ["transact", "a.db", j(T_DELETE)],
     ["transact", "a.db", j(T_UPDATE)],
+    ["transact", "dangling.db", j(T_MUTATE)],
     ["compact", "a.db"],
     ["compact", "a.db", "copy.db"],
     ["compact", "deleted.db"],

@@ -458,7 +458,7 @@ class Storage:
     def __init__(self, path: str, schema_file: SchemaFile, db: Database, *, fd: int,
                  lock: FileLock | None, end: int, file_size: int, base: int,
                  n_records: int, read_error: StorageError | None,
-                 now: Callable[[], int], rng: random.Random) -> None:
+                 now: Callable[[], int], rng: random.Random, quiet: bool = False) -> None:
         self.path = path
         self.schema_file = schema_file
         self.db = db
@@ -471,6 +471,7 @@ class Storage:
         self.read_error = read_error
         self._now = now
         self._rng = rng
+        self._quiet = quiet
         self._next_min = 0
         self._next_max = 0
         self._schedule(quick=False)
@@ -484,10 +485,11 @@ class Storage:
              rng: random.Random | None = None) -> Storage:
         """Open *path*, replaying its records into :attr:`db`.
 
-        Reading stops at the first record that cannot be read or applied: with *strict*
-        that raises :class:`StorageError` (``ovsdb-tool``); otherwise it is logged and the
-        next write truncates the file there (``ovsdb-server``). *lock* defaults to "unless
-        read-only", like OVS.
+        Reading stops at the first record that cannot be read or applied, and the next
+        write truncates the file there. With *strict* (``ovsdb-tool``) a record that
+        cannot be read raises :class:`StorageError` and one that does not commit is passed
+        over in silence; otherwise (``ovsdb-server``) either is logged as an error.
+        *lock* defaults to "unless read-only", like OVS.
         """
         do_lock = (not read_only) if lock is None else lock
         the_lock = FileLock.acquire(path) if do_lock else None
@@ -519,10 +521,11 @@ class Storage:
                 if the_lock is not None:
                     the_lock.release()
                 raise rp.error
-            _log().error("%s", rp.error.message)
+            if not strict:
+                _log().error("%s", rp.error.message)
         return cls(path, schema_file, rp.db, fd=fd, lock=the_lock, end=rp.end,
                    file_size=len(data), base=rp.base, n_records=rp.n_records,
-                   read_error=rp.error, now=now, rng=rng or random.Random())
+                   read_error=rp.error, now=now, rng=rng or random.Random(), quiet=strict)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -585,8 +588,9 @@ class Storage:
 
     def _truncate_tail(self) -> None:
         if self._file_size > self._end:
-            _log().warning("%s: truncating %d bytes of unreadable data at offset %d",
-                        self.path, self._file_size - self._end, self._end)
+            if not self._quiet:
+                _log().warning("%s: truncating %d bytes of unreadable data at offset %d",
+                               self.path, self._file_size - self._end, self._end)
             try:
                 os.ftruncate(self._fd, self._end)
             except OSError as e:
