@@ -32,6 +32,7 @@ from hwvtep.ovsdb.data import (
     datum_to_json,
     default_datum,
 )
+from hwvtep.ovsdb.database import Changes, Row
 from hwvtep.ovsdb.errors import OvsdbError
 from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema
 from hwvtep.ovsdb.types import (
@@ -48,9 +49,6 @@ from hwvtep.ovsdb.types import (
 
 OVSDB_MAGIC = "JSON"
 RAFT_MAGIC = "CLUSTER"
-
-Row = dict[str, Datum]
-Changes = dict[str, dict[str, tuple[Row | None, Row | None]]]
 
 # OVS reads a header line with fgets() into a 128-byte buffer.
 _HEADER_MAX = 127
