@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -481,16 +482,42 @@ def value(ctype: ColumnType, j: Any) -> Any:
     return frozenset([_h(j)])
 
 
-def row_values(ts: TableSchema, row: dict[str, Any]) -> dict[str, Any]:
-    return {c: value(ts.columns[c].type, v) for c, v in row.items() if c in ts.columns}
+def default_value(ctype: ColumnType) -> Any:
+    if ctype.is_map:
+        return {}
+    if ctype.n_min == 0:
+        return frozenset()
+    atom: Any = {"integer": 0, "real": 0.0, "boolean": False, "string": "",
+                 "uuid": ("uuid", "00000000-0000-0000-0000-000000000000")}[ctype.key.type]
+    return frozenset([atom])
+
+
+def row_values(ts: TableSchema, row: dict[str, Any],
+               columns: Iterable[str] | None = None) -> dict[str, Any]:
+    """Values of *columns* (default: the row's own), defaults for those it omits."""
+    names = row.keys() if columns is None else columns
+    return {c: (value(ts.columns[c].type, row[c]) if c in row
+                else default_value(ts.columns[c].type))
+            for c in names if c in ts.columns and c not in ("_uuid", "_version")}
 
 
 class Replica:
     """Tables as a monitor's updates (update, update2 or update3) describe them."""
 
-    def __init__(self, schema: DatabaseSchema) -> None:
+    def __init__(self, schema: DatabaseSchema,
+                 columns: dict[str, list[str]] | None = None) -> None:
+        """*columns*: the monitored columns of each table (default: all of them); update2
+        leaves out columns whose value is the default, the replica fills them in."""
         self.schema = schema
+        self.columns = columns or {}
         self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def _columns(self, table: str) -> list[str]:
+        cols = self.columns.get(table)
+        if cols is None:
+            cols = [c for c in self.schema.tables[table].columns
+                    if c not in ("_uuid", "_version")]
+        return cols
 
     def apply(self, updates: dict[str, Any], version: int) -> None:
         for table, rows in updates.items():
@@ -501,14 +528,14 @@ class Replica:
                     if change.get("new") is None:
                         t.pop(uuid, None)
                     else:
-                        t[uuid] = row_values(ts, change["new"])
+                        t[uuid] = row_values(ts, change["new"], self._columns(table))
                     continue
                 if change is None:
                     t.pop(uuid, None)
                     continue
                 ((kind, body),) = change.items()
                 if kind in ("initial", "insert"):
-                    t[uuid] = row_values(ts, body)
+                    t[uuid] = row_values(ts, body, self._columns(table))
                 elif kind == "delete":
                     t.pop(uuid, None)
                 elif kind == "modify":
@@ -547,11 +574,10 @@ _MISSING = object()
 
 
 def table_from_select(schema: DatabaseSchema, table: str, rows: list[dict[str, Any]],
-                      ) -> dict[str, dict[str, Any]]:
-    """uuid -> row values, from a "select" result that includes _uuid."""
+                      columns: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """uuid -> row values (of *columns*, default all), from a "select" result that
+    includes _uuid."""
     ts = schema.tables[table]
-    out = {}
-    for row in rows:
-        uuid = row["_uuid"][1]
-        out[uuid] = row_values(ts, {c: v for c, v in row.items() if c != "_uuid"})
-    return out
+    cols = list(columns) if columns is not None else [
+        c for c in ts.columns if c not in ("_uuid", "_version")]
+    return {row["_uuid"][1]: row_values(ts, row, cols) for row in rows}
