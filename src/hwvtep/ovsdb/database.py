@@ -276,15 +276,16 @@ class Database:
                         if ov is nv or ov == nv:
                             continue
                         counts = refs[rc.ref_table]
+                        me = uuid if rc.ref_table == tname else None
                         for a in ref_atoms(ov, rc.kind):
-                            if a != uuid:
+                            if a != me:
                                 n = counts[a] - 1
                                 if n:
                                     counts[a] = n
                                 else:
                                     del counts[a]
                         for a in ref_atoms(nv, rc.kind):
-                            if a != uuid:
+                            if a != me:
                                 counts[a] = counts.get(a, 0) + 1
                 if weak_refs:
                     self._update_weak_in(tname, uuid, weak_refs, old, new, weak_in)
@@ -369,7 +370,7 @@ class Database:
                         if a not in target:
                             errs.append(f"{tname} {uuid} column {rc.column} refers to missing "
                                         f"{rc.ref_table} row {a}")
-                        if rc in ti.strong and a != uuid:
+                        if rc in ti.strong and not (a == uuid and rc.ref_table == tname):
                             c = counted[rc.ref_table]
                             c[a] = c.get(a, 0) + 1
                         elif rc in ti.weak_refs and not (a == uuid and rc.ref_table == tname):

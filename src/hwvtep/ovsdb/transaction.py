@@ -329,16 +329,20 @@ class _Txn:
                     d = delta.get(rt)
                     if d is None:
                         d = delta[rt] = {}
+                    # A row's references to itself do not count. (ovsdb-server skips any
+                    # reference to the row's own UUID, even into another table, where it
+                    # dangles; we do not.)
+                    me = u if rt == tname else None
                     if ov:
                         for a in ov if kind == REF_ATOMS else ref_atoms(ov, kind):
-                            if a != u:
+                            if a != me:
                                 d[a] = d.get(a, 0) - 1
                     if not nv:
                         continue
                     tx_rt = txrows.get(rt)
                     base_rt = tables[rt]
                     for a in nv if kind == REF_ATOMS else ref_atoms(nv, kind):
-                        if a == u:
+                        if a == me:
                             continue
                         d[a] = d.get(a, 0) + 1
                         target = _MISSING if tx_rt is None else tx_rt.get(a, _MISSING)
@@ -440,8 +444,9 @@ class _Txn:
                 target_root = info[rt].is_root
                 counts = refs[rt]
                 dt = delta.setdefault(rt, {})
+                me = u if rt == tname else None
                 for a in ref_atoms(row[rc.column], rc.kind):
-                    if a == u:
+                    if a == me:
                         continue
                     n = dt.get(a, 0) - 1
                     dt[a] = n
