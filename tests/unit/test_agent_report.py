@@ -120,7 +120,7 @@ def test_vanished_ports(db: VtepDb) -> None:
 
 
 def test_learned_macs_and_unknown_dst(db: VtepDb) -> None:
-    ps, (p1, p2), ls = setup_bound(db, "eth1", "eth2")
+    _ps, (p1, p2), ls = setup_bound(db, "eth1", "eth2")
     present = frozenset({"eth1", "eth2"})
     macs = {Binding("eth1"): frozenset({"00:00:00:00:00:01"}), Binding("eth2"): frozenset()}
     ops = sync(db, Observed(present=present, learned=macs))
@@ -152,7 +152,7 @@ def test_learned_macs_and_unknown_dst(db: VtepDb) -> None:
 
 
 def test_reuses_controller_locators_and_leaves_others_alone(db: VtepDb) -> None:
-    ps, (p1,), ls = setup_bound(db, "eth1")
+    _ps, (_p1,), ls = setup_bound(db, "eth1")
     # the controller already made a locator for our address, and a set holding only it
     db.add_mcast_remote(ls, "01:00:5e:00:00:01", [TIP])
     (ours,) = db.rows("Physical_Locator")
@@ -182,7 +182,7 @@ def test_reuses_controller_locators_and_leaves_others_alone(db: VtepDb) -> None:
 
 def test_local_rows_repaired(db: VtepDb) -> None:
     """Rows of ours that drifted: MAC in capitals, a duplicate, an odd locator set."""
-    ps, (p1,), ls = setup_bound(db, "eth1")
+    _ps, (_p1,), ls = setup_bound(db, "eth1")
     obs = Observed(present=frozenset({"eth1"}), learned={Binding("eth1"): frozenset()})
     sync(db, obs)
     (loc,) = db.rows("Physical_Locator")
@@ -208,7 +208,7 @@ def test_local_rows_repaired(db: VtepDb) -> None:
 
 
 def test_binding_stats(db: VtepDb) -> None:
-    ps, (p1,), ls = setup_bound(db, "eth1")
+    _ps, (p1,), _ls = setup_bound(db, "eth1")
     blue = db.add_ls("blue", 6000)
     db.bind(p1, 10, blue)
     present = frozenset({"eth1"})
@@ -239,7 +239,7 @@ def test_binding_stats(db: VtepDb) -> None:
 
 
 def test_faults_set_and_cleared(db: VtepDb) -> None:
-    ps, (p1, p2), ls = setup_bound(db, "eth1", "eth2")
+    ps, (p1, p2), _ls = setup_bound(db, "eth1", "eth2")
     db.bind(p1, 7, db.add_ls("tagged", 7))
     nokey = db.add_ls("nokey")
     db.bind(p2, 9, nokey)
@@ -272,7 +272,7 @@ def test_faults_set_and_cleared(db: VtepDb) -> None:
 
 
 def test_tunnels_follow_remotes_in_use(db: VtepDb) -> None:
-    ps, (p1,), ls = setup_bound(db, "eth1")
+    _ps, (_p1,), ls = setup_bound(db, "eth1")
     present = frozenset({"eth1"})
     m1 = db.add_ucast_remote(ls, "00:00:00:00:00:01", REMOTE)
     db.add_mcast_remote(ls, "unknown-dst", [REMOTE, "198.51.100.8"])  # service node: .7 only
@@ -295,7 +295,7 @@ def test_tunnels_follow_remotes_in_use(db: VtepDb) -> None:
 
 
 def test_controller_bfd_status_is_overwritten_and_duplicates_dropped(db: VtepDb) -> None:
-    ps, (p1,), ls = setup_bound(db, "eth1")
+    ps, (_p1,), ls = setup_bound(db, "eth1")
     db.add_ucast_remote(ls, "00:00:00:00:00:01", REMOTE)
     present = frozenset({"eth1"})
     sync(db, Observed(present=present))
