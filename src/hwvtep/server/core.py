@@ -91,6 +91,8 @@ class PendingTxn:
     request: Request
     arrived: float
     deadline: float | None
+    # Being re-run: the commit it makes must not re-run it again (nested retries).
+    running: bool = False
 
 
 @dataclass(eq=False)
@@ -341,11 +343,18 @@ class ServerCore:
     def _retry_pending(self, served: ServedDb) -> None:
         now = self.now()
         for p in [p for p in self.pending if p.db is served]:
-            if p not in self.pending:
-                continue  # finished while an earlier retry committed
-            out = self._run_txn(p.session, p.db, p.request, p.arrived, now, False)
+            if p not in self.pending or p.running:
+                continue  # finished while an earlier retry committed, or being re-run
+            out = self._rerun(p, now, False)
             if isinstance(out, Message):
                 self._finish_pending(p, out)
+
+    def _rerun(self, p: PendingTxn, now: float, wait_expired: bool) -> Message | int | None:
+        p.running = True
+        try:
+            return self._run_txn(p.session, p.db, p.request, p.arrived, now, wait_expired)
+        finally:
+            p.running = False
 
     def _finish_pending(self, p: PendingTxn, reply: Message) -> None:
         if p in self.pending:
@@ -358,9 +367,9 @@ class ServerCore:
         """Expire blocked transactions whose wait timed out; returns the next deadline."""
         now = self.now()
         for p in [p for p in self.pending if p.deadline is not None and p.deadline <= now]:
-            if p not in self.pending:
+            if p not in self.pending or p.running:
                 continue
-            out = self._run_txn(p.session, p.db, p.request, p.arrived, now, True)
+            out = self._rerun(p, now, True)
             self._finish_pending(p, out if isinstance(out, Message)
                                  else error_reply("timed out", p.request.id))
         return min((p.deadline for p in self.pending if p.deadline is not None),
