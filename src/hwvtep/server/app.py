@@ -88,6 +88,7 @@ class ServerApp:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._reconcile_pending = False
+        self._bad_remotes: set[str] = set()
         self.unixctl: UnixctlServer | None = None
         self.pidfile: daemon.Pidfile | None = None
         self.ssl_server: ssl.SSLContext | None = None
@@ -96,6 +97,26 @@ class ServerApp:
     # ----- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        opts = self.opts
+        # The pidfile comes first, as in ovsdb-server: a second instance is told that
+        # the first one runs before it trips over its database locks or sockets.
+        if opts.pidfile is not None:
+            pidfile = daemon.Pidfile(daemon.abs_path(opts.pidfile) if opts.pidfile
+                                     else daemon.default_pidfile(PROGRAM))
+            try:
+                pidfile.create(overwrite=opts.overwrite_pidfile)
+            except (daemon.PidfileError, OSError) as e:
+                raise StartupError(str(e)) from None
+            self.pidfile = pidfile
+        try:
+            await self._start()
+        except BaseException:
+            if self.pidfile is not None:
+                self.pidfile.remove()
+                self.pidfile = None
+            raise
+
+    async def _start(self) -> None:
         opts = self.opts
         for path in opts.databases:
             err = self.open_db(path, create_schema=opts.create_if_missing)
@@ -108,14 +129,6 @@ class ServerApp:
             except RemoteError as e:
                 raise StartupError(str(e)) from None
         await self._reconcile_remotes(initial=True)
-        if opts.pidfile is not None:
-            pidfile = daemon.Pidfile(daemon.abs_path(opts.pidfile) if opts.pidfile
-                                     else daemon.default_pidfile(PROGRAM))
-            try:
-                pidfile.create(overwrite=opts.overwrite_pidfile)
-            except (daemon.PidfileError, OSError) as e:
-                raise StartupError(str(e)) from None
-            self.pidfile = pidfile
         ctl_path = (daemon.abs_path(opts.unixctl) if opts.unixctl
                     else daemon.default_unixctl_path(PROGRAM, os.getpid()))
         if opts.unixctl != "none":
@@ -287,7 +300,9 @@ class ServerApp:
             try:
                 remote = parse_remote(spec)
             except RemoteError as e:
-                log.error("%s", e)
+                if spec not in self._bad_remotes:  # said once, not at every reconcile
+                    self._bad_remotes.add(spec)
+                    log.error("%s", e)
                 continue
             rr = RunningRemote(spec, remote, options)
             if self.opts.inactivity_probe is not None:
