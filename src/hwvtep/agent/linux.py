@@ -35,6 +35,7 @@ from pyroute2 import AsyncIPRoute, IPRSocket
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK, RTMGRP_NEIGH
 
+from hwvtep.agent.fdbnl import Action, FdbRequest, FdbSocket
 from hwvtep.agent.model import (
     Bridge,
     Counters,
@@ -164,6 +165,14 @@ class LinuxDataPlane:
     def __init__(self, ipr: Any, netns: str | None) -> None:
         self._ipr = ipr
         self.netns = netns
+        self._bulk: FdbSocket | None = None
+
+    @property
+    def bulk(self) -> FdbSocket:
+        """The raw socket for fdb dumps and batches (pyroute2 is too slow for 100k MACs)."""
+        if self._bulk is None:
+            self._bulk = FdbSocket(self.netns)
+        return self._bulk
 
     @classmethod
     async def open(cls, netns: str | None = None) -> LinuxDataPlane:
@@ -179,6 +188,8 @@ class LinuxDataPlane:
 
     def close(self) -> None:
         self._ipr.close()
+        if self._bulk is not None:
+            self._bulk.close()
 
     async def __aenter__(self) -> LinuxDataPlane:
         return self
@@ -205,7 +216,7 @@ class LinuxDataPlane:
         return _link_from_msg(msgs[0]) if msgs else None
 
     async def _neighbours(self) -> list[Any]:
-        return [msg async for msg in await self._ipr.fdb("dump")]
+        return self.bulk.dump()
 
     @staticmethod
     def _owned(naming: Naming, link: _Link) -> str | None:
@@ -323,15 +334,61 @@ class LinuxDataPlane:
     # -- acting --------------------------------------------------------------------------
 
     async def apply(self, ops: Sequence[Op]) -> list[OpFailure]:
-        """Carry out `ops` in order; return the ones that failed (others still run)."""
-        failures = []
+        """Carry out `ops` in order; return the ones that failed (others still run).
+
+        Runs of fdb operations go to the kernel in batches, with the same outcomes as one
+        by one.
+        """
+        failures: list[OpFailure] = []
+        run: list[FdbAppend | FdbReplace | FdbDelete] = []
         for op in ops:
+            if isinstance(op, FdbAppend | FdbReplace | FdbDelete):
+                run.append(op)
+                continue
+            if run:
+                failures.extend(await self._fdb_run(run))
+                run = []
             try:
                 await self._apply_one(op)
             except _Refused as e:
                 failures.append(OpFailure(op, e.code, e.message))
             except NetlinkError as e:
                 failures.append(OpFailure(op, e.code, f"{os.strerror(e.code)} ({e.code})"))
+        if run:
+            failures.extend(await self._fdb_run(run))
+        return failures
+
+    async def _fdb_run(self, ops: Sequence[FdbAppend | FdbReplace | FdbDelete]) -> list[OpFailure]:
+        failures: list[OpFailure] = []
+        index: dict[str, int | None] = {}
+        for dev in {op.dev for op in ops}:
+            link = await self._get(dev)
+            index[dev] = link.index if link is not None else None
+        sent: list[FdbAppend | FdbReplace | FdbDelete] = []
+        requests: list[FdbRequest] = []
+        for op in ops:
+            ifindex = index[op.dev]
+            if ifindex is None:
+                if not isinstance(op, FdbDelete):
+                    failures.append(OpFailure(op, errno.ENODEV, f"vxlan {op.dev} does not exist"))
+                continue
+            action: Action = (
+                "append"
+                if isinstance(op, FdbAppend)
+                else "replace"
+                if isinstance(op, FdbReplace)
+                else "del"
+            )
+            sent.append(op)
+            requests.append(FdbRequest(action, ifindex, op.mac, op.dst))
+        for op, code in zip(sent, self.bulk.run(requests), strict=True):
+            benign = {
+                FdbAppend: errno.EEXIST,
+                FdbDelete: errno.ENOENT,
+                FdbReplace: 0,
+            }[type(op)]
+            if code and code != benign:
+                failures.append(OpFailure(op, code, f"{os.strerror(code)} ({code})"))
         return failures
 
     async def _need(self, name: str, what: str) -> _Link:
