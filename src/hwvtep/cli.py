@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "ovsdb-server": ("hwvtep.server.main", "main", "serve OVSDB databases (RFC 7047)"),
     "ovsdb-tool": ("hwvtep.tool.main", "main", "create, query and transform OVSDB files"),
     "lab": ("hwvtep.lab.cli", "main", "network-namespace labs from a YAML topology"),
+    "agent": ("hwvtep.agent.main", "main", "hardware VTEP emulator on the Linux kernel"),
 }
 
 
