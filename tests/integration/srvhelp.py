@@ -11,6 +11,7 @@ both servers the same way.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -270,6 +271,7 @@ class Rpc:
         self.sock.connect(where)
         self.buf = ""
         self.decoder = json.JSONDecoder()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
         self.inbox: list[dict[str, Any]] = []
         self.next_id = 0
 
@@ -313,7 +315,7 @@ class Rpc:
                 data = self.sock.recv(1 << 16)
                 if not data:
                     raise EOFError("server closed the connection")
-                self.buf += data.decode()
+                self.buf += self.utf8.decode(data)
         finally:
             self.sock.settimeout(old)
 
