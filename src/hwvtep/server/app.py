@@ -59,8 +59,7 @@ class RunningRemote:
     server: asyncio.AbstractServer | None = None
     task: asyncio.Task[None] | None = None
     sessions: set[SessionProtocol] = field(default_factory=set)
-    connected_since: float | None = None
-    disconnected_since: float | None = None
+    fsm: Reconnect | None = None  # active remotes: their connection's state machine
     last_error: str | None = None
     bound_port: int | None = None
     default_probe_ms: int = DEFAULT_PROBE_MS
@@ -220,10 +219,21 @@ class ServerApp:
 
     def _on_commit(self, served: ServedDb, changes: Changes) -> None:
         # Remotes configured from this database may have changed.
-        if not self._reconcile_pending and any(
-                spec.startswith(f"db:{served.name},") for spec in self.cmdline_remotes):
+        if self._reconcile_pending:
+            return
+        for spec in self.cmdline_remotes:
+            if not spec.startswith(f"db:{served.name},"):
+                continue
+            tokens = [t for t in spec[3:].split(",") if t]
+            ts = served.db.schema.tables.get(tokens[1]) if len(tokens) >= 3 else None
+            col = ts.columns.get(tokens[2]) if ts is not None else None
+            watched = {tokens[1]} if len(tokens) >= 3 else set()
+            if col is not None and col.type.key.ref_table:
+                watched.add(col.type.key.ref_table)
+            if watched & changes.keys():
                 self._reconcile_pending = True
                 self._spawn(self._reconcile_remotes())
+                return
 
     def _schedule_timers(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -240,6 +250,8 @@ class ServerApp:
                         log.info("%s: compacting database online", name)
                         st.compact()
                 self._update_manager_status()
+                if self._desired_remotes().keys() - self.running.keys():
+                    await self._reconcile_remotes()
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -292,8 +304,16 @@ class ServerApp:
         self._reconcile_pending = False
         desired = self._desired_remotes()
         for spec, r in list(self.running.items()):
-            if spec not in desired or desired[spec] != r.options:
+            if spec not in desired:
                 await self._stop_remote(r)
+            elif desired[spec] != r.options:
+                # New settings from a Manager row apply to the running remote and its
+                # sessions, without dropping them.
+                r.options = desired[spec]
+                for proto in r.sessions:
+                    proto.set_probe_interval(r.probe_ms)
+                if r.fsm is not None and r.options.max_backoff_ms:
+                    r.fsm.set_backoff(r.fsm.min_backoff, r.options.max_backoff_ms)
         for spec, options in desired.items():
             if spec in self.running:
                 continue
@@ -312,10 +332,15 @@ class ServerApp:
                 await self._start_remote(rr)
             except OSError as e:
                 msg = f"{spec}: listen failed: {e.strerror or e}"
-                rr.last_error = msg
+                # Not running: housekeeping tries again, as ovsdb-server keeps trying.
+                del self.running[spec]
                 if initial and not spec.startswith("db:") and spec in self.cmdline_remotes:
                     raise StartupError(msg) from None
-                log.error("%s", msg)
+                if spec not in self._bad_remotes:
+                    self._bad_remotes.add(spec)
+                    log.error("%s", msg)
+                continue
+            self._bad_remotes.discard(spec)
 
     def _protocol_factory(self, rr: RunningRemote,
                           closed: asyncio.Future[None] | None = None) -> Any:
@@ -361,6 +386,7 @@ class ServerApp:
         """Keep one outgoing connection up, with ovsdb-server's backoff."""
         loop = asyncio.get_running_loop()
         fsm = Reconnect(_now_ms(), probe_interval=0)
+        rr.fsm = fsm
         if rr.options.max_backoff_ms:
             fsm.set_backoff(fsm.min_backoff, max(fsm.min_backoff, rr.options.max_backoff_ms))
         fsm.enable(_now_ms())
@@ -374,21 +400,29 @@ class ServerApp:
             factory = self._protocol_factory(rr, closed)
             try:
                 if r.kind == "unix":
-                    await loop.create_unix_connection(factory, r.path)
+                    _, proto = await loop.create_unix_connection(factory, r.path)
                 else:
                     ctx = self._need_ssl(rr) if r.kind == "ssl" else None
-                    await loop.create_connection(
+                    _, proto = await loop.create_connection(
                         factory, r.host, r.port, ssl=ctx,
                         server_hostname=r.host if ctx else None)
             except (OSError, ssl.SSLError) as e:
                 rr.last_error = str(e)
+                log.info("%s: connection attempt failed (%s)", rr.spec,
+                         getattr(e, "strerror", None) or e)
                 fsm.connect_failed(_now_ms())
                 continue
+            log.info("%s: connected", rr.spec)
             fsm.connected(_now_ms())
-            rr.connected_since, rr.last_error = time.monotonic(), None
+            rr.last_error = None
             await closed
-            rr.connected_since, rr.disconnected_since = None, time.monotonic()
+            assert isinstance(proto, SessionProtocol)
+            # A connection that talked for longer than we waited for it resets the
+            # backoff; one dropped at once makes the next wait longer.
+            fsm.activity(int(proto.last_activity * 1000))
             fsm.disconnected(_now_ms())
+            log.info("%s: connection closed, waiting %.3g seconds before reconnecting",
+                     rr.spec, fsm.backoff / 1000.0)
 
     async def _stop_remote(self, rr: RunningRemote) -> None:
         self.running.pop(rr.spec, None)
@@ -481,28 +515,44 @@ class ServerApp:
         return None
 
     def _status_of(self, rr: RunningRemote | None) -> tuple[bool, dict[str, str]]:
+        """is_connected and the status map ovsdb-server writes for a remote."""
+        # ovsdb-server starts from a zeroed status: for anything but an outgoing
+        # connection both "seconds since" read 0, and it writes them so.
+        status: dict[str, str] = {"sec_since_connect": "0", "sec_since_disconnect": "0"}
         if rr is None:
-            return False, {}
-        now = time.monotonic()
-        status: dict[str, str] = {}
+            return False, status
         if rr.remote.passive:
             n = len(rr.sessions)
-            status["n_connections"] = str(n)
-            if rr.bound_port is not None and rr.remote.port == 0:
+            if n > 1:
+                status["n_connections"] = str(n)
+            if rr.bound_port:
                 status["bound_port"] = str(rr.bound_port)
-            if rr.last_error:
-                status["last_error"] = rr.last_error
             return n > 0, status
-        if rr.connected_since is not None:
-            status["state"] = "ACTIVE"
-            status["sec_since_connect"] = str(int(now - rr.connected_since))
-        else:
-            status["state"] = "BACKOFF"
-            if rr.disconnected_since is not None:
-                status["sec_since_disconnect"] = str(int(now - rr.disconnected_since))
-            if rr.last_error:
-                status["last_error"] = rr.last_error
-        return rr.connected_since is not None, status
+        status = {}
+        fsm = rr.fsm
+        if fsm is None:
+            return False, {}
+        now = _now_ms()
+        status["state"] = fsm.state.value
+        if fsm.last_connected is not None:
+            status["sec_since_connect"] = str((now - fsm.last_connected) // 1000)
+        if fsm.last_disconnected is not None:
+            status["sec_since_disconnect"] = str((now - fsm.last_disconnected) // 1000)
+        locks = self._locks_of(rr)
+        status.update({k: v for k, v in locks.items() if v})
+        return fsm.is_connected, status
+
+    def _locks_of(self, rr: RunningRemote) -> dict[str, str]:
+        held: list[str] = []
+        waiting: list[str] = []
+        for proto in rr.sessions:
+            if proto.state is None:
+                continue
+            for name, queue in self.core.locks.queues.items():
+                if proto.state in queue:
+                    (held if queue[0] is proto.state else waiting).append(name)
+        return {"locks_held": " ".join(sorted(held)),
+                "locks_waiting": " ".join(sorted(waiting))}
 
     # ----- unixctl ---------------------------------------------------------------------
 

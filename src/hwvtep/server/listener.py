@@ -63,6 +63,11 @@ class SessionProtocol(asyncio.Protocol):
         return self._name
 
     @property
+    def last_activity(self) -> float:
+        """When the peer was last heard from (the event loop's clock, seconds)."""
+        return self._last_activity
+
+    @property
     def backlogged(self) -> bool:
         return self._paused
 
@@ -159,6 +164,17 @@ class SessionProtocol(asyncio.Protocol):
             self._on_close(self)
 
     # ---- inactivity probe -------------------------------------------------------------
+
+    def set_probe_interval(self, probe_ms: int) -> None:
+        if probe_ms == self.probe_ms:
+            return
+        self.probe_ms = probe_ms
+        if self._probe_handle is not None:
+            self._probe_handle.cancel()
+            self._probe_handle = None
+        if probe_ms > 0 and not self._closed:
+            self._probe_sent_at = None
+            self._schedule_probe(self._last_activity + probe_ms / 1000.0)
 
     def _schedule_probe(self, when: float) -> None:
         self._probe_handle = self._loop.call_at(when, self._probe)
