@@ -156,7 +156,12 @@ class Client:
         return result
 
     def cancel(self, request_id: Json) -> bool:
-        """Ask the server to give up a request (a blocked transaction) by its id."""
+        """Ask the server to give up a request (a blocked transaction) by its id.
+
+        The request is answered with the error "canceled"; ovsdb-server 3.1 sends that
+        answer only to db-change-aware clients (:meth:`set_db_change_aware`) and otherwise
+        forgets the request silently.
+        """
         return self.session.notify("cancel", [request_id])
 
     async def monitor(self, db: str, monitor_id: Json,
