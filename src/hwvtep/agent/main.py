@@ -189,6 +189,7 @@ async def _run(opts: argparse.Namespace, detacher: daemon.Detacher) -> int:
         stats_interval=opts.stats_interval,
     )
     agent = Agent(replica, dp, settings)
+    await agent.open()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, agent.stop)

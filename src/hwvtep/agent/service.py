@@ -98,9 +98,18 @@ class Agent:
         self._stopping = True
         self._wake.set()
 
+    async def open(self) -> None:
+        """Open the kernel sockets (before any signal handler is installed: opening one in
+        another namespace forks, and a child sharing asyncio's signal wake-up fd could
+        make the loop see a signal that was not ours)."""
+        if self.watcher is None:
+            self.watcher = await self.dp.watch()
+        _ = self.dp.bulk
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.watcher = await self.dp.watch()
+        await self.open()
+        assert self.watcher is not None
         loop.add_reader(self.watcher.fileno(), self._on_netlink)
         self._changes = self.replica.changes()
         pump = asyncio.create_task(self._pump_changes(self._changes))
