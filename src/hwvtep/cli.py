@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "ovsdb-tool": ("hwvtep.tool.main", "main", "create, query and transform OVSDB files"),
     "lab": ("hwvtep.lab.cli", "main", "network-namespace labs from a YAML topology"),
     "agent": ("hwvtep.agent.main", "main", "hardware VTEP emulator on the Linux kernel"),
+    "ctl": ("hwvtep.ctl.main", "main",
+            "vtep-ctl compatible configuration of a hardware_vtep database"),
 }
 
 

@@ -1,0 +1,230 @@
+"""A blocking JSON-RPC session to an OVSDB server, cheap to start.
+
+`hwvtep ctl` makes two or three calls and exits, so this is deliberately small: connect
+(``unix:``, ``tcp:``, ``ssl:``), write a request, read until the reply with its id has
+arrived, answering the server's ``echo`` requests and queueing its notifications. It uses
+the interpreter's C socket module directly (the ``socket`` module imports ``enum`` and
+friends, which cost more than a whole short command) and the standard ``json`` module for
+small messages; large replies are parsed with orjson, imported only then.
+"""
+
+from __future__ import annotations
+
+import _socket
+import contextlib
+import json
+import os
+from typing import Any
+
+_BIG = 1 << 20  # replies larger than this are parsed with orjson
+_RECV = 1 << 20
+_DEFAULT_PORT = 6640
+
+
+class ConnectionFailed(Exception):
+    """The connection could not be made or broke; ``errno`` says why."""
+
+    def __init__(self, errno: int) -> None:
+        super().__init__(os.strerror(errno))
+        self.errno = errno
+
+
+class _Ssl:
+    private_key: str | None = None
+    certificate: str | None = None
+    ca_cert: str | None = None
+    peer_ca_cert: str | None = None
+
+
+ssl_options = _Ssl()
+
+
+def _inet(addr: str, default_port: int | None) -> tuple[int, tuple[Any, ...]]:
+    """(family, sockaddr) for "IP[:PORT]" or "[IPv6][:PORT]"."""
+    host = addr
+    port: int | None = default_port
+    if addr.startswith("["):
+        end = addr.find("]")
+        if end < 0:
+            raise ConnectionFailed(97)
+        host = addr[1:end]
+        rest = addr[end + 1:]
+        if rest.startswith(":") and rest[1:]:
+            port = _port(rest[1:])
+        elif rest:
+            raise ConnectionFailed(97)
+    elif addr.count(":") == 1:
+        host, p = addr.split(":")
+        port = _port(p) if p else default_port
+    elif ":" in addr:
+        host = addr
+    if port is None:
+        raise ConnectionFailed(97)
+    for family in (_socket.AF_INET, _socket.AF_INET6):
+        try:
+            _socket.inet_pton(family, host)
+        except OSError:
+            continue
+        if family == _socket.AF_INET6:
+            return family, (host, port, 0, 0)
+        return family, (host, port)
+    try:
+        infos = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)
+    except OSError:
+        raise ConnectionFailed(97) from None
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def _port(s: str) -> int:
+    if not s.isdigit() or not 0 < int(s) < 65536:
+        raise ConnectionFailed(97)
+    return int(s)
+
+
+def _connect_one(target: str) -> Any:
+    kind, _, rest = target.partition(":")
+    try:
+        if kind == "unix":
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            try:
+                sock.connect(rest)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        if kind in ("tcp", "ssl"):
+            family, addr = _inet(rest, _DEFAULT_PORT)
+            if kind == "ssl" and not (ssl_options.private_key and ssl_options.certificate
+                                      and ssl_options.ca_cert):
+                raise ConnectionFailed(92)  # ENOPROTOOPT, as Open vSwitch reports it
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
+            try:
+                sock.connect(addr)
+            except OSError:
+                sock.close()
+                raise
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            if kind == "ssl":
+                return _wrap_ssl(sock)
+            return sock
+    except OSError as e:
+        raise ConnectionFailed(e.errno or 5) from None
+    raise ConnectionFailed(97)  # EAFNOSUPPORT
+
+
+def _wrap_ssl(sock: Any) -> Any:
+    import socket
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_cert_chain(ssl_options.certificate or "", ssl_options.private_key)
+    ctx.load_verify_locations(ssl_options.ca_cert)
+    plain = socket.socket(fileno=sock.detach())
+    return ctx.wrap_socket(plain)
+
+
+class Session:
+    """One connection; ``call()`` returns (result, error) of one request."""
+
+    def __init__(self, db: str) -> None:
+        last: ConnectionFailed | None = None
+        self.sock: Any = None
+        for target in db.split(","):
+            try:
+                self.sock = _connect_one(target.strip())
+                break
+            except ConnectionFailed as e:
+                last = e
+        if self.sock is None:
+            raise last or ConnectionFailed(97)
+        self._buf = b""
+        self._next_id = 0
+        self.notifications: list[Any] = []
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def send(self, method: str, params: list[Any]) -> int:
+        rid = self._next_id
+        self._next_id += 1
+        self._write({"id": rid, "method": method, "params": params})
+        return rid
+
+    def _write(self, msg: Any) -> None:
+        data = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise ConnectionFailed(e.errno or 32) from None
+
+    def call(self, method: str, params: list[Any]) -> tuple[Any, Any]:
+        rid = self.send(method, params)
+        return self.wait_reply(rid)
+
+    def wait_reply(self, rid: int) -> tuple[Any, Any]:
+        while True:
+            msg = self.receive()
+            if msg.get("id") == rid and "method" not in msg:
+                return msg.get("result"), msg.get("error")
+            self._handle_other(msg)
+
+    def wait_notification(self) -> Any:
+        while not self.notifications:
+            self._handle_other(self.receive())
+        return self.notifications.pop(0)
+
+    def _handle_other(self, msg: dict[str, Any]) -> None:
+        method = msg.get("method")
+        if method == "echo" and msg.get("id") is not None:
+            self._write({"id": msg["id"], "result": msg.get("params", []), "error": None})
+        elif method is not None:
+            self.notifications.append(msg)
+
+    def receive(self) -> dict[str, Any]:
+        """The next complete JSON message from the server."""
+        if self._buf:
+            msg, rest = _decode(self._buf)
+            if msg is not None:
+                self._buf = rest
+                return msg  # type: ignore[no-any-return]
+        chunks = [self._buf] if self._buf else []
+        while True:
+            try:
+                chunk = self.sock.recv(_RECV)
+            except OSError as e:
+                raise ConnectionFailed(e.errno or 104) from None
+            if not chunk:
+                raise ConnectionFailed(104)
+            chunks.append(chunk)
+            # A complete message ends with "}": only then is decoding worth trying.
+            if chunk.rstrip().endswith(b"}"):
+                buf = b"".join(chunks)
+                msg, rest = _decode(buf)
+                if msg is not None:
+                    self._buf = rest
+                    return msg  # type: ignore[no-any-return]
+                chunks = [buf]
+
+
+def _decode(buf: bytes) -> tuple[Any, bytes]:
+    """(first message, remaining bytes) or (None, buf) if the message is incomplete."""
+    if len(buf) > _BIG:
+        import orjson
+
+        try:
+            return orjson.loads(buf), b""
+        except orjson.JSONDecodeError:
+            pass
+    text = buf.decode("utf-8", "replace")
+    try:
+        msg, end = _decoder.raw_decode(text, len(text) - len(text.lstrip()))
+    except ValueError:
+        return None, buf
+    rest = text[end:]
+    return msg, rest.encode() if rest.strip() else b""
+
+
+_decoder = json.JSONDecoder()

@@ -1,0 +1,165 @@
+"""Tables of records printed the way Open vSwitch's table printer prints them.
+
+`list` and `find` produce a table (headings and rows of cells holding a column value);
+``--format`` picks the layout (list, table, csv, html, json), ``--data`` the cell text
+(string, bare, json), plus ``--no-headings``, ``--pretty``, ``--bare`` and
+``--max-column-width``. Widths are counted in bytes, as C's ``printf`` counts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hwvtep.ctl.values import (
+    Datum,
+    Type,
+    datum_to_bare,
+    datum_to_json,
+    datum_to_string,
+    is_uuid,
+    json_dumps,
+)
+
+
+class Style:
+    __slots__ = ("cell_format", "format", "headings", "max_column_width", "pretty")
+
+    def __init__(self) -> None:
+        self.format = "list"
+        self.cell_format = "string"
+        self.headings = True
+        self.pretty = False
+        self.max_column_width = 0
+
+
+class OutTable:
+    """Headings and rows of (type, datum) cells."""
+
+    __slots__ = ("headings", "rows")
+
+    def __init__(self, headings: list[str]) -> None:
+        self.headings = headings
+        self.rows: list[list[tuple[Type, Datum]]] = []
+
+
+_first_table = [True]
+
+
+def _cell_text(cell: tuple[Type, Datum], style: Style) -> str:
+    t, d = cell
+    if style.cell_format == "json":
+        return json_dumps(datum_to_json(t, d))
+    if style.cell_format == "string":
+        return datum_to_string(t, d)
+    return datum_to_bare(t, d)
+
+
+def _separator(out: list[str]) -> None:
+    if _first_table[0]:
+        _first_table[0] = False
+    else:
+        out.append("\n")
+
+
+def _blen(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogateescape"))
+
+
+def _fit(s: str, width: int) -> str:
+    """printf's "%-*.*s": cut to *width* bytes, then pad with spaces."""
+    n = _blen(s)
+    if n > width:
+        b = s.encode("utf-8", "surrogateescape")[:width]
+        return b.decode("utf-8", "surrogateescape")
+    return s + " " * (width - n)
+
+
+def format_table(tbl: OutTable, style: Style) -> str:
+    out: list[str] = []
+    fmt = style.format
+    if fmt == "table":
+        _separator(out)
+        texts = [[_cell_text(c, style) for c in row] for row in tbl.rows]
+        widths = []
+        for x, heading in enumerate(tbl.headings):
+            w = max((_blen(r[x]) for r in texts), default=0)
+            if style.max_column_width > 0 and w > style.max_column_width:
+                w = style.max_column_width
+            if style.headings:
+                w = max(w, _blen(heading))
+            widths.append(w)
+        if style.headings:
+            out.append(" ".join(_fit(h, w) for h, w in zip(tbl.headings, widths, strict=True))
+                       .rstrip(" ") + "\n")
+            out.append(" ".join("-" * w for w in widths).rstrip(" ") + "\n")
+        for r in texts:
+            out.append(" ".join(_fit(t, w) for t, w in zip(r, widths, strict=True))
+                       .rstrip(" ") + "\n")
+    elif fmt == "list":
+        _separator(out)
+        for y, row in enumerate(tbl.rows):
+            if y:
+                out.append("\n")
+            for heading, cell in zip(tbl.headings, row, strict=True):
+                text = _cell_text(cell, style)
+                if style.headings:
+                    out.append(f"{heading:<20}: {text}\n")
+                else:
+                    out.append(text + "\n")
+    elif fmt == "csv":
+        _separator(out)
+        if style.headings:
+            out.append(",".join(_csv(h) for h in tbl.headings) + "\n")
+        for row in tbl.rows:
+            out.append(",".join(_csv(_cell_text(c, style)) for c in row) + "\n")
+    elif fmt == "html":
+        out.append("<table border=1>\n")
+        if style.headings:
+            out.append("  <tr>\n")
+            out.extend(_html_cell("th", h) for h in tbl.headings)
+            out.append("  </tr>\n")
+        for row in tbl.rows:
+            out.append("  <tr>\n")
+            for heading, cell in zip(tbl.headings, row, strict=True):
+                text = _cell_text(cell, style)
+                if heading == "_uuid":
+                    out.append(f'    <td><a name="{_html_escape(text)}">'
+                               f"{_html_escape(text[:8])}</a></td>\n")
+                else:
+                    out.append(_html_cell("td", text))
+            out.append("  </tr>\n")
+        out.append("</table>\n")
+    else:
+        j: dict[str, Any] = {
+            "headings": list(tbl.headings),
+            "data": [[datum_to_json(t, d) for t, d in row] for row in tbl.rows],
+        }
+        out.append(json_dumps(j, style.pretty) + "\n")
+    return "".join(out)
+
+
+def _csv(s: str) -> str:
+    if "\n" not in s and '"' not in s and "," not in s:
+        return s
+    return '"' + s.replace('"', '""') + '"'
+
+
+def _html_escape(s: str) -> str:
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _html_cell(element: str, content: str) -> str:
+    parts = [f"    <{element}>"]
+    i = 0
+    n = len(content)
+    while i < n:
+        if n - i >= 36 and is_uuid(content[i:i + 36]):
+            u = content[i:i + 36]
+            parts.append(f'<a href="#{u}">{u[:8]}</a>')
+            i += 36
+        else:
+            parts.append(_html_escape(content[i]))
+            i += 1
+    parts.append(f"</{element}>\n")
+    return "".join(parts)
