@@ -279,7 +279,9 @@ class Agent:
             log.warning("this kernel has no 802.1Q support: tagged bindings are reported "
                         "as invalid_vlan_map")  # fmt: skip
             self.vlan_support = False
-            self._need_plan = True
+            self._kernel_stale = True
+            await self.reconcile()  # once more, without the tagged bindings
+            return
         self._record_failures(desired, failures)
         self._need_report = True
         if all(isinstance(op, FdbAppend | FdbReplace | FdbDelete) for op in ops) and not failures:
