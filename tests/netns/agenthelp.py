@@ -107,8 +107,12 @@ class Vtep:
 
     def start_server(self, fresh: bool = True) -> None:
         dbfile = self.dir / "vtep.db"
-        common = [f"--remote=punix:{self.sock}", f"--log-file={self.dir / 'server.log'}",
-                  f"--pidfile={self.dir / 'server.pid'}", f"--unixctl={self.dir / 'ctl'}"]
+        common = [
+            f"--remote=punix:{self.sock}",
+            f"--log-file={self.dir / 'server.log'}",
+            f"--pidfile={self.dir / 'server.pid'}",
+            f"--unixctl={self.dir / 'ctl'}",
+        ]
         if self.server_kind == "ovs":
             if fresh or not dbfile.exists():
                 with contextlib.suppress(FileNotFoundError):

@@ -95,8 +95,10 @@ def test_arp_by_flooding_in_both_replication_modes(lab: Lab) -> None:
     for v in (lab["ps1"], lab["ps2"]):
         v.ctl("set", "Logical_Switch", "red", "replication_mode=source_node")
     wait_until(
-        lambda: lab.fdb("ps1", "hvx5000")
-        == {("00:00:00:00:00:00", "10.99.0.2"), ("00:00:00:00:00:00", "10.99.0.200")},
+        lambda: (
+            lab.fdb("ps1", "hvx5000")
+            == {("00:00:00:00:00:00", "10.99.0.2"), ("00:00:00:00:00:00", "10.99.0.200")}
+        ),
         what="source-node flood list",
     )
     assert lab.ping_soon("r1", IP2)
@@ -145,9 +147,13 @@ def test_removals_remove_kernel_state(lab: Lab) -> None:
     v.transact(
         *(
             {"op": "delete", "table": t, "where": [["logical_switch", "==", ref]]}
-            for t in ("Ucast_Macs_Remote", "Mcast_Macs_Remote", "Ucast_Macs_Local",
-                      "Mcast_Macs_Local")
-        ),  # fmt: skip
+            for t in (
+                "Ucast_Macs_Remote",
+                "Mcast_Macs_Remote",
+                "Ucast_Macs_Local",
+                "Mcast_Macs_Local",
+            )
+        ),
         {
             "op": "mutate",
             "table": "Physical_Port",
