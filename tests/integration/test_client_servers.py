@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -26,7 +27,9 @@ from hwvtep.client import (
     TxnError,
     call,
 )
+from hwvtep.client.connection import SessionListener
 from hwvtep.client.errors import ConnectionLost, error_tag
+from hwvtep.client.session import Lost
 from hwvtep.ovsdb.jsonrpc import Error
 from hwvtep.ovsdb.schema import DatabaseSchema
 
@@ -287,3 +290,33 @@ def test_ssl(kind: str, server_factory: StartServer, short_tmp: Path) -> None:
     run(main())
     assert sorted(call(remote, "list_dbs", [], ssl=ssl_cfg)) == ["_Server", DB]
     assert srv.kind == kind
+
+
+def test_probes_detect_a_silent_server(any_server: RunningServer) -> None:
+    """The client probes an idle tcp connection; a server that stops answering (SIGSTOP)
+    is dropped after two probe intervals and the session reconnects by itself."""
+    pid = any_server.pid()
+    assert pid is not None
+    reasons: list[str] = []
+
+    class Watch(SessionListener):
+        def on_lost(self, event: Lost) -> None:
+            reasons.append(event.reason)
+
+    async def main() -> None:
+        async with await Client.connect(any_server.tcp, probe_interval=1000,
+                                        max_backoff=1000) as c:
+            c.session.add_listener(Watch())
+            await asyncio.sleep(2.5)  # idle: our probes are answered
+            assert c.session.is_ready and c.session.core.n_ready == 1 and reasons == []
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                async with asyncio.timeout(10):
+                    while not reasons:
+                        await asyncio.sleep(0.05)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert reasons[0].startswith("no response to inactivity probe after 2 seconds")
+            assert await c.echo("back") == ["back"]
+            assert c.session.core.n_ready >= 2
+    run(main())

@@ -445,3 +445,38 @@ def test_refusal_is_reported() -> None:
                                                "database nope"}) == []
     assert core.error is not None and core.error.tag == "unknown database"
     assert core.on_ready() == []
+
+
+def test_change_stream_merges_what_a_slow_consumer_missed() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from hwvtep.client.replica import ChangeStream
+
+    a1: Row = {"_uuid": ("a",), "name": ("1",)}
+    a2: Row = {"_uuid": ("a",), "name": ("2",)}
+    b1: Row = {"_uuid": ("b",), "name": ("b",)}
+
+    async def main() -> None:
+        stub: Any = SimpleNamespace(_streams=set(), core=SimpleNamespace(error=None))
+        s = ChangeStream(stub)
+        stub._streams.add(s)
+        s._push({"T": {"a": (None, a1)}})
+        assert await s.get(1) == {"T": {"a": (None, a1)}}
+        # Three batches while the consumer was busy: net effect per row, no-ops dropped.
+        s._push({"T": {"a": (a1, a2), "b": (None, b1)}})
+        s._push({"T": {"a": (a2, a1)}})
+        s._push({"T": {"b": (b1, None)}, "U": {"c": (None, b1)}})
+        assert await s.get(1) == {"U": {"c": (None, b1)}}
+        waiter = asyncio.ensure_future(s.get(5))
+        await asyncio.sleep(0)
+        s.close()
+        try:
+            await waiter
+        except StopAsyncIteration:
+            pass
+        else:
+            raise AssertionError("a closed stream must end")
+        assert stub._streams == set()
+
+    asyncio.run(main())
