@@ -7,6 +7,22 @@ Names are imported on first use, so that a program using only the blocking helpe
 - :class:`Replica` (``replica``): a live copy of a database kept by monitors.
 - :class:`Txn` (``txn``): transaction builder; :class:`SyncClient`/:func:`call` (``sync``).
 - :class:`Session` (``connection``) and :class:`SessionCore` (``session``) underneath.
+
+Typical use::
+
+    replica = await Replica.open("tcp:10.0.0.1:6641,tcp:10.0.0.2:6641", "hardware_vtep")
+    for row in replica.rows("Logical_Switch").values():   # dict[str, Datum]
+        ...
+    async for changes in replica.changes():               # table -> uuid -> (old, new)
+        ...
+
+    def build(txn: Txn) -> None:                          # re-run if verification fails
+        ls = next(replica.find("Logical_Switch", name=("ls0",)))
+        txn.verify("Logical_Switch", ls, ["tunnel_key"])
+        txn.update_row("Logical_Switch", ls["_uuid"][0], {"tunnel_key": (5000,)})
+    result, _ = await replica.transact(build)
+
+    dbs = call("unix:/run/db.sock", "list_dbs", [])     # one blocking request
 """
 
 from __future__ import annotations
