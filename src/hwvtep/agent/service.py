@@ -379,7 +379,9 @@ class Agent:
             self.former_ips.clear()
             return
         self.reports += 1
-        await self._transact(ops)
+        log.debug("reporting: %d operations", len(ops))
+        if await self._transact(ops):
+            log.debug("report committed")
 
     async def _transact(self, ops: list[dict[str, Any]]) -> bool:
         try:
