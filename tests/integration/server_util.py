@@ -555,6 +555,10 @@ class Replica:
 
 
 def _apply_diff(ctype: ColumnType, old: Any, diff_json: Any) -> Any:
+    if ctype.n_max == 1:
+        # Not "composite" in OVS's terms (scalars, optional values, 1-element maps): the
+        # diff is the new value.
+        return value(ctype, diff_json)
     if ctype.is_map:
         m = dict(old)
         for k, v in diff_json[1]:
@@ -564,10 +568,7 @@ def _apply_diff(ctype: ColumnType, old: Any, diff_json: Any) -> Any:
             else:
                 m[k] = v
         return m
-    diff = value(ctype, diff_json)
-    if ctype.is_scalar:
-        return diff
-    return frozenset(old ^ diff)
+    return frozenset(old ^ value(ctype, diff_json))
 
 
 _MISSING = object()
