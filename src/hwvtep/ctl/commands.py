@@ -191,13 +191,12 @@ def _parse_command(args: list[str], local_options: dict[str, str | None]) -> Com
     syntax = REGISTRY.get(name)
     if syntax is None:
         raise CtlError(f"unknown command '{name}'; use --help for help")
-    opt: str
-    for opt, value in options.items():
+    for opt, optval in options.items():
         pos = syntax.options.find(opt)
         end = syntax.options[pos + len(opt):pos + len(opt) + 1] if pos >= 0 else None
         if end is None or end not in ("=", ",", "?", " ", ""):
             raise CtlError(f"'{name}' command has no '{opt}' option")
-        if end != "?" and (end == "=") != (value is not None):
+        if end != "?" and (end == "=") != (optval is not None):
             if end == "=":
                 raise CtlError(f"missing argument to '{opt}' option on '{name}' command")
             raise CtlError(f"'{opt}' option on '{name}' does not accept an argument")

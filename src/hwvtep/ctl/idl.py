@@ -95,6 +95,7 @@ class TxnStatus:
     SUCCESS = "success"
     TRY_AGAIN = "try again"
     ERROR = "error"
+    NOT_LOCKED = "not locked"
 
 
 class Idl:
@@ -110,6 +111,7 @@ class Idl:
         self.dry_run = False
         # dummy uuid -> index of the insert op, filled by commit_ops()
         self.insert_index: dict[str, int] = {}
+        self._order: dict[str, list[Row]] = {}
 
     # --- loading -----------------------------------------------------------------------
 
@@ -145,6 +147,18 @@ class Idl:
     # --- reading -----------------------------------------------------------------------
 
     def rows(self, table: str) -> Iterator[Row]:
+        """The table's rows in the order vtep-ctl's IDL lists them (see `idl_order`)."""
+        rows = self.tables.get(table)
+        if not rows:
+            return
+        cached = self._order.get(table)
+        if cached is None or len(cached) != len(rows):
+            cached = self._order[table] = idl_order(list(rows.values()))
+        for r in cached:
+            if not r.deleted and r.uuid in rows:
+                yield r
+
+    def rows_unordered(self, table: str) -> Iterator[Row]:
         for r in self.tables.get(table, {}).values():
             if not r.deleted:
                 yield r
@@ -333,13 +347,18 @@ class Idl:
                 out.append([name, "delete", ["set", dels]])
         return out
 
-    def process_reply(self, result: Any) -> tuple[str, str | None, dict[str, str]]:
-        """(status, error text, dummy uuid -> real uuid) from a transact reply's result."""
+    def process_reply(self, result: Any) -> tuple[str, str | None, dict[str, str], list[str]]:
+        """(status, error text, dummy uuid -> real uuid, warnings) from a transact result.
+
+        The warnings are those Open vSwitch's IDL logs (module ovsdb_idl) on the way.
+        """
         from hwvtep.ctl.values import json_dumps
 
+        warnings: list[str] = []
         if not isinstance(result, list):
-            return TxnStatus.ERROR, json_dumps(result), {}
-        hard = soft = 0
+            warnings.append('reply to "transact" is not JSON array')
+            return TxnStatus.ERROR, json_dumps(result), {}, warnings
+        hard = soft = locked = 0
         error: str | None = None
         for op in result:
             if op is None:
@@ -352,19 +371,24 @@ class Idl:
                     if e in ("timed out", "unknown database"):
                         soft += 1
                     elif e == "not owner":
+                        locked += 1
+                    elif e == "not allowed":
                         hard += 1
                         error = error or json_dumps(op)
                     elif e != "aborted":
                         hard += 1
                         error = error or json_dumps(op)
+                        warnings.append(f"transaction error: {error}")
                 else:
                     hard += 1
                     error = error or json_dumps(op)
+                    warnings.append('"error" in reply is not JSON string')
             else:
                 hard += 1
                 error = error or json_dumps(op)
+                warnings.append("operation reply is not JSON null or object")
         real: dict[str, str] = {}
-        if not hard and not soft:
+        if not hard and not soft and not locked:
             for dummy, idx in self.insert_index.items():
                 r = result[idx] if idx < len(result) else None
                 u = r.get("uuid") if isinstance(r, dict) else None
@@ -373,10 +397,40 @@ class Idl:
                 else:
                     hard += 1
         if hard:
-            return TxnStatus.ERROR, error or "error", real
+            return TxnStatus.ERROR, error or "no error details available", real, warnings
+        if locked:
+            return TxnStatus.NOT_LOCKED, None, real, warnings
         if soft:
-            return TxnStatus.TRY_AGAIN, None, real
-        return TxnStatus.SUCCESS, None, real
+            return TxnStatus.TRY_AGAIN, None, real, warnings
+        return TxnStatus.SUCCESS, None, real, warnings
+
+
+def _calc_mask(capacity: int) -> int:
+    mask = capacity // 2
+    for shift in (1, 2, 4, 8, 16, 32):
+        mask |= mask >> shift
+    return mask | (mask & 1) << 1
+
+
+def idl_order(rows: list[Row]) -> list[Row]:
+    """Rows in the order Open vSwitch's IDL iterates its hash table of a table's rows.
+
+    The IDL keys rows by the first 32 bits of their UUID in a hash map that grows with the
+    number of rows, and walks it bucket by bucket. Which of two rows in one bucket comes
+    first depends on the server's history, which a client cannot know; here the one
+    received later comes first (the map puts new entries at the head of a bucket).
+    """
+    mask = 0
+    for n in range(1, len(rows) + 1):
+        if n // 2 > mask:
+            mask = _calc_mask(n)
+    keyed = [(int(r.uuid[:8], 16) & mask, -i, r) for i, r in enumerate(rows)]
+    keyed.sort(key=_bucket_key)
+    return [k[2] for k in keyed]
+
+
+def _bucket_key(k: tuple[int, int, Row]) -> tuple[int, int]:
+    return k[0], k[1]
 
 
 def _row_name(uuid: str) -> str:

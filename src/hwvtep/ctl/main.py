@@ -154,8 +154,7 @@ def parse_options(argv: list[str], log: Log) -> tuple[Options, list[str]]:
             if full in _GLOBAL_OPTIONS:
                 _apply(opts, full, val, log)
             else:
-                if f"--{full}" in opts.local:
-                    raise CtlError(f"'{full}' option specified multiple times")
+                # vtep-ctl means to refuse a repeated option here but never does.
                 opts.local[f"--{full}"] = val
             continue
         j = 1
@@ -457,10 +456,12 @@ class Runner:
                 if error == "canceled":
                     return False
                 raise CtlError(f"transaction error: {_text(error)}")
-            status, text, real = idl.process_reply(result)
+            status, text, real, warnings = idl.process_reply(result)
+            for w in warnings:
+                self.env.warn("ovsdb_idl", w)
             if status == TxnStatus.TRY_AGAIN:
                 return False
-            if status == "not locked":
+            if status == TxnStatus.NOT_LOCKED:
                 raise CtlError("database not locked")
             if status == TxnStatus.ERROR:
                 raise CtlError(f"transaction error: {text}")

@@ -192,7 +192,7 @@ class View:
             return r
 
         for table, local in (("Ucast_Macs_Local", True), ("Ucast_Macs_Remote", False)):
-            for row in idl.rows(table):
+            for row in idl.rows_unordered(table):
                 ls_row = self._ls_of(row)
                 if ls_row is None:
                     continue
@@ -203,7 +203,7 @@ class View:
                 target = ls.ucast_local if local else ls.ucast_remote
                 target.setdefault(row.string("MAC"), []).append(row)
         for table, local in (("Mcast_Macs_Local", True), ("Mcast_Macs_Remote", False)):
-            for row in idl.rows(table):
+            for row in idl.rows_unordered(table):
                 ls_row = self._ls_of(row)
                 if ls_row is None:
                     continue
@@ -215,7 +215,7 @@ class View:
                 if set_row is None:
                     continue
                 self._add_mcast(ls, row.string("MAC"), set_row, local, row, add_ploc)
-        for row in idl.rows("Tunnel"):
+        for row in idl.rows_unordered("Tunnel"):
             add_ploc(row.ref("local"))
             add_ploc(row.ref("remote"))
         del by_uuid

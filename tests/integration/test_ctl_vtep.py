@@ -1,0 +1,366 @@
+"""`hwvtep ctl` against the real vtep-ctl: the behaviours Open vSwitch's vtep-ctl tests pin.
+
+Each scenario is a list of command lines. It runs once with vtep-ctl and once with
+`hwvtep ctl` against the same server (reset to an empty database holding one Global row
+before each run, as Open vSwitch's tests start), and every step's stdout, stderr and exit
+status must be equal once UUIDs and log timestamps are masked. The scenarios run against
+our server; a selection also against Open vSwitch's ovsdb-server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from srvhelp import HWVTEP, MISSING_OVS, RunningServer, Rpc, needs_ovs, normalize_output, \
+    start_server
+
+pytestmark = [pytest.mark.ovs, needs_ovs]
+
+ROOT_TABLES = ("Global", "Logical_Switch", "Logical_Router", "Ucast_Macs_Local",
+               "Ucast_Macs_Remote", "Mcast_Macs_Local", "Mcast_Macs_Remote",
+               "Arp_Sources_Local", "Arp_Sources_Remote", "ACL_entry", "ACL")
+
+Step = list[str]
+Result = tuple[str, str, int]
+
+
+def reset(srv: RunningServer, with_global: bool = True) -> None:
+    """Empty the database (every other table is garbage collected) and add a Global row."""
+    # Switches and ports go first (with Global): their bindings refer to logical switches.
+    first: list[Any] = ["hardware_vtep", {"op": "delete", "table": "Global", "where": []}]
+    ops: list[Any] = ["hardware_vtep"]
+    ops += [{"op": "delete", "table": t, "where": []} for t in ROOT_TABLES]
+    if with_global:
+        ops.append({"op": "insert", "table": "Global", "row": {}})
+    with Rpc(str(srv.sock)) as rpc:
+        for txn in (first, ops):
+            reply = rpc.call("transact", txn)
+            assert reply.get("error") is None and all(
+                "error" not in r for r in reply["result"]), reply
+
+
+def run_tool(srv: RunningServer, tool: str, args: list[str],
+             extra_env: dict[str, str] | None = None) -> Result:
+    if tool == "vtep-ctl":
+        cmd = ["vtep-ctl", "-vreconnect:emer", f"--db={srv.unix}", *args]
+    else:
+        cmd = [HWVTEP, "ctl", f"--db={srv.unix}", *args]
+    env = srv.env
+    if extra_env:
+        env.update(extra_env)
+    cp = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    return (normalize_output(cp.stdout, srv), normalize_output(cp.stderr, srv), cp.returncode)
+
+
+UNORDERED = "@unordered"
+
+
+def unordered(*args: str) -> Step:
+    """A step whose output lists several rows: their order is not compared.
+
+    vtep-ctl lists rows in the order of its hash table of rows, which depends on the
+    server's history; `hwvtep ctl` follows the same buckets but cannot know ties.
+    """
+    return [UNORDERED, *args]
+
+
+def _sort_records(text: str) -> str:
+    blocks = text.split("\n\n")
+    if len(blocks) > 1:
+        return "\n\n".join(sorted(b.strip("\n") for b in blocks))
+    return "\n".join(sorted(text.splitlines()))
+
+
+def run_both(srv: RunningServer, steps: list[Step], with_global: bool = True
+             ) -> tuple[list[Result], list[Result]]:
+    out: dict[str, list[Result]] = {}
+    for tool in ("vtep-ctl", "hwvtep"):
+        reset(srv, with_global)
+        results = []
+        for s in steps:
+            if s and s[0] == UNORDERED:
+                o, e, rc = run_tool(srv, tool, s[1:])
+                results.append((_sort_records(o), e, rc))
+            else:
+                results.append(run_tool(srv, tool, s))
+        out[tool] = results
+    return out["vtep-ctl"], out["hwvtep"]
+
+
+def assert_same(srv: RunningServer, steps: list[Step], with_global: bool = True) -> None:
+    ref, ours = run_both(srv, steps, with_global)
+    for step, r, o in zip(steps, ref, ours, strict=True):
+        assert o == r, f"step {step}:\n vtep-ctl: {r}\n ours:     {o}"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="hvc-"))
+    started: dict[str, RunningServer] = {}
+    try:
+        started["hwvtep"] = start_server("hwvtep", base)
+        if not MISSING_OVS:
+            started["ovs"] = start_server("ovs", base)
+        yield started
+    finally:
+        for s in started.values():
+            s.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- scenario building blocks (after the checks of Open vSwitch's vtep-ctl tests) ------
+
+
+def together(*commands: str) -> Step:
+    """Several commands in one run, joined by "--", with --oneline."""
+    step = ["--oneline"]
+    for c in commands:
+        step += ["--", *c.split()]
+    return step
+
+
+def check_names(list_cmd: str, exists_cmd: str | None, names: list[str]) -> list[Step]:
+    steps: list[Step] = [list_cmd.split(), ["--oneline", "--", *list_cmd.split()]]
+    if exists_cmd is not None:
+        steps += [[exists_cmd, n] for n in names]
+        steps.append([exists_cmd, "nonexistent"])
+    return steps
+
+
+def pswitches(*names: str) -> list[Step]:
+    return check_names("list-ps", "ps-exists", list(names))
+
+
+def lswitches(*names: str) -> list[Step]:
+    return check_names("list-ls", "ls-exists", list(names))
+
+
+def lrouters(*names: str) -> list[Step]:
+    return check_names("list-lr", "lr-exists", list(names))
+
+
+def ports(ps: str) -> list[Step]:
+    return check_names(f"list-ports {ps}", None, [])
+
+
+def each(*commands: str) -> list[Step]:
+    return [c.split() for c in commands]
+
+
+MAC_LISTS = each("list-local-macs ls1", "list-remote-macs ls1")
+
+SCENARIOS: dict[str, list[Step]] = {
+    # physical switches
+    "add-ps a": [*each("add-ps a"), *pswitches("a")],
+    "add-ps a twice": each("add-ps a", "add-ps a", "--may-exist add-ps a"),
+    "add-ps a b": [*each("add-ps a", "add-ps b"), *pswitches("a", "b")],
+    "add-ps a b, del-ps a": [*each("add-ps a", "add-ps b", "del-ps a"), *pswitches("b")],
+    "add-ps a, del-ps a, add-ps a": [together("add-ps a", "del-ps a", "add-ps a"),
+                                     *pswitches("a")],
+    "ports": [*each("add-ps a", "--if-exists del-ps b", "add-port a a1", "add-port a a2"),
+              *pswitches("a"), *ports("a")],
+    "add-port twice": each("add-ps a", "add-port a a1", "add-port a a1"),
+    "del-ps with ports": [together("add-ps a", "add-ps b", "add-port a a1", "add-port b b1",
+                                   "--if-exists del-port b b2", "del-ps a"),
+                          *pswitches("b"), *ports("b")],
+    "del-port": [*each("add-ps a", "add-ps b", "add-port a a1", "--may-exist add-port b b1",
+                       "del-port a a1", "--may-exist add-port b b1"),
+                 *pswitches("a", "b"), *ports("a"), *ports("b")],
+    "same port name on two switches": [
+        *each("add-ps a", "add-ps b", "add-port a p1", "add-port b p1"),
+        *ports("a"), *ports("b"), *each("del-port a p1"), *ports("a"), *ports("b")],
+    "errors on switches and ports": each(
+        "del-ps nope", "list-ports nope", "add-port nope p", "del-port nope p",
+        "add-ps a", "del-port a p", "--if-exists del-port a p", "list-bindings a p"),
+    # logical switches
+    "add-ls a": [*each("add-ls a"), *lswitches("a")],
+    "add-ls a twice": each("add-ls a", "add-ls a", "--may-exist add-ls a"),
+    "add-ls a b, del-ls a": [*each("add-ls a", "add-ls b", "del-ls a"), *lswitches("b")],
+    "add-ls a, del-ls a, add-ls a": [together("add-ls a", "del-ls a", "add-ls a"),
+                                     *lswitches("a")],
+    "replication mode": each(
+        "add-ls a", "get-replication-mode a", "set-replication-mode a source_node",
+        "get-replication-mode a", "set-replication-mode a service_node",
+        "get-replication-mode a", "set-replication-mode a bogus",
+        "get-replication-mode nope", "set-replication-mode nope source_node",
+        "--oneline get-replication-mode a"),
+    # logical routers
+    "add-lr a": [*each("add-lr a"), *lrouters("a")],
+    "add-lr a twice": each("add-lr a", "add-lr a", "--may-exist add-lr a", "del-lr nope",
+                           "--if-exists del-lr nope"),
+    "add-lr a b, del-lr a": [*each("add-lr a", "add-lr b", "del-lr a"), *lrouters("b")],
+    "add-lr a, del-lr a, add-lr a": [together("add-lr a", "del-lr a", "add-lr a"),
+                                     *lrouters("a")],
+    # bindings
+    "bind-ls": [*each("add-ps ps1", "add-port ps1 pp1", "add-ls ls1"), *pswitches("ps1"),
+                *ports("ps1"), *lswitches("ls1"),
+                *each("bind-ls ps1 pp1 300 ls1", "list-bindings ps1 pp1")],
+    "bind-ls twice": [*each("add-ps ps1", "add-port ps1 pp1", "add-ls ls1", "add-ls ls2",
+                            "bind-ls ps1 pp1 300 ls1", "bind-ls ps1 pp1 400 ls2",
+                            "list-bindings ps1 pp1", "bind-ls ps1 pp1 300 ls2",
+                            "unbind-ls ps1 pp1 300", "list-bindings ps1 pp1",
+                            "unbind-ls ps1 pp1 300", "bind-ls ps1 pp1 5 nope",
+                            "bind-ls ps1 nope 5 ls1", "--oneline list-bindings ps1 pp1")],
+    "bind-ls on two switches": [
+        *each("add-ps ps1", "add-ps ps2", "add-port ps1 pp1", "add-port ps2 pp2",
+              "add-ls ls1", "add-ls ls2", "bind-ls ps1 pp1 300 ls1",
+              "bind-ls ps2 pp2 300 ls2", "list-bindings ps1 pp1", "list-bindings ps2 pp2",
+              "del-ls ls1")],
+    # MACs
+    "add-ucast-local": [*each("add-ls ls1"), *lswitches("ls1"),
+                        ["add-ucast-local", "ls1", "00:11:22:33:44:55", "10.0.0.10"],
+                        ["add-ucast-local", "ls1", "00:11:22:33:44:66", "vxlan_over_ipv4",
+                         "10.0.0.11"], *MAC_LISTS],
+    "add-ucast-local overwrite": [
+        *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.11"), *MAC_LISTS],
+    "del-ucast-local": [
+        *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-ucast-local ls1 00:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11"), *MAC_LISTS,
+        *each("del-ucast-local ls1 00:11:22:33:44:55", "del-ucast-local ls1 00:00:00:00:00:00"),
+        *MAC_LISTS],
+    "add-ucast-remote": [
+        *each("add-ls ls1", "add-ucast-remote ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-ucast-remote ls1 00:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11"),
+        *MAC_LISTS],
+    "add-ucast-remote overwrite and delete": [
+        *each("add-ls ls1", "add-ucast-remote ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-ucast-remote ls1 00:11:22:33:44:55 10.0.0.11"), *MAC_LISTS,
+        *each("del-ucast-remote ls1 00:11:22:33:44:55"), *MAC_LISTS],
+    "ucast local and remote": [
+        *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-ucast-local ls1 00:11:22:33:44:66 10.0.0.11",
+              "add-ucast-remote ls1 02:11:22:33:44:55 10.0.0.10",
+              "add-ucast-remote ls1 02:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11"),
+        *MAC_LISTS],
+    "add-mcast-local": [
+        *each("add-ls ls1", "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-local ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS],
+    "del-mcast-local": [
+        *each("add-ls ls1", "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-local ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.13"), *MAC_LISTS,
+        *each("del-mcast-local ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS,
+        *each("del-mcast-local ls1 01:11:22:33:44:66 10.0.0.11",
+              "del-mcast-local ls1 01:11:22:33:44:66 10.0.0.11",
+              "del-mcast-local ls1 01:11:22:33:44:55 9.9.9.9"), *MAC_LISTS],
+    "add-mcast-remote and delete": [
+        *each("add-ls ls1", "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-remote ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.12",
+              "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.13"), *MAC_LISTS,
+        *each("del-mcast-remote ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS],
+    "mcast local and remote": [
+        *each("add-ls ls1", "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-local ls1 01:11:22:33:44:66 10.0.0.11",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12",
+              "add-mcast-remote ls1 03:11:22:33:44:55 10.0.0.10",
+              "add-mcast-remote ls1 03:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-remote ls1 03:11:22:33:44:55 10.0.0.12"), *MAC_LISTS],
+    "clear-local-macs": [
+        *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-local ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12",
+              "add-ucast-remote ls1 00:11:22:33:44:55 10.0.0.10",
+              "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.10",
+              "add-mcast-remote ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
+              "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS,
+        *each("clear-local-macs ls1"), *MAC_LISTS,
+        *each("clear-remote-macs ls1"), *MAC_LISTS],
+    "MAC errors": each("list-local-macs nope", "add-ucast-local nope 00:11:22:33:44:55 1.2.3.4",
+                       "add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 bogus 1.2.3.4",
+                       "del-mcast-remote ls1 01:00:00:00:00:00 1.2.3.4"),
+    "MACs in one transaction": [
+        together("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
+                 "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.10",
+                 "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.11",
+                 "list-local-macs ls1", "list-remote-macs ls1"), *MAC_LISTS],
+    # managers
+    "managers": [together("del-manager", "get-manager", "set-manager tcp:4.5.6.7",
+                          "get-manager", "set-manager tcp:8.9.10.11 tcp:5.4.3.2",
+                          "get-manager", "--inactivity-probe=30000 set-manager tcp:1.2.3.4",
+                          "get-manager", "del-manager", "get-manager")],
+    "manager probe": [*each("--inactivity-probe=30000 set-manager tcp:1.2.3.4 ptcp:6640"),
+                      unordered("--columns=inactivity_probe,target", "find", "Manager"),
+                      *each("get-manager", "set-manager foo:bar", "get-manager")],
+    # show
+    "show": [*each("set-manager tcp:4.5.6.7", "add-ps a", "add-port a a1", "add-ls ls1",
+                   "bind-ls a a1 100 ls1",
+                   "set Physical_Switch a management_ips=[4.3.2.1] tunnel_ips=[1.2.3.4]",
+                   "show")],
+    "show with a port without bindings": [*each("add-ps a", "add-port a a1", "show")],
+    # exit statuses stop the run before any output or commit
+    "exists stops the run": [together("add-ls x", "list-ls", "ls-exists nope", "list-ls"),
+                             *lswitches("x")],
+    # command-line errors
+    "usage errors": each("", "list-ps extra", "add-ps", "bogus-command", "--if-exists list-ps",
+                         "--may-exist add-ps a --", "add-ps a --may-exist",
+                         "--may-exist=1 add-ps a", "--inactivity-probe set-manager tcp:1",
+                         "-- --", "--if-exists -- list-ps"),
+    "bad option values": [["-t", "0", "list-ps"], ["-t", "x", "list-ps"],
+                          ["--format=foo", "list-ps"], ["--data=foo", "list-ps"],
+                          ["--bogus", "list-ps"], ["--d", "list-ps"], ["--oneline=1"],
+                          ["--db"], ["-x"], ["--if-exists", "--if-exists", "del-ps", "a"]],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_same_as_vtep_ctl(servers: dict[str, RunningServer], name: str) -> None:
+    assert_same(servers["hwvtep"], SCENARIOS[name])
+
+
+ON_OVS = ("add-ps a, del-ps a, add-ps a", "del-ps with ports", "bind-ls twice",
+          "del-mcast-local", "clear-local-macs", "managers", "show", "replication mode")
+
+
+@pytest.mark.parametrize("name", ON_OVS)
+def test_same_as_vtep_ctl_on_ovsdb_server(servers: dict[str, RunningServer],
+                                          name: str) -> None:
+    if "ovs" not in servers:
+        pytest.skip(f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
+    assert_same(servers["ovs"], SCENARIOS[name])
+
+
+def test_global_row_created_when_missing(servers: dict[str, RunningServer]) -> None:
+    steps = [*each("list-ps", "list Global", "add-ps a"), *pswitches("a")]
+    assert_same(servers["hwvtep"], steps, with_global=False)
+
+
+def test_connection_failure(servers: dict[str, RunningServer], tmp_path: Path) -> None:
+    for db in (f"unix:{tmp_path}/nonexistent", "tcp:127.0.0.1:1", "foo:bar"):
+        ref = subprocess.run(["vtep-ctl", f"--db={db}", "list-ps"], capture_output=True,
+                             text=True, timeout=30)
+        ours = subprocess.run([HWVTEP, "ctl", f"--db={db}", "list-ps"], capture_output=True,
+                              text=True, timeout=30)
+        assert (ours.stdout, ours.stderr, ours.returncode) == (
+            ref.stdout, ref.stderr, ref.returncode)
+
+
+def test_default_db_from_ovs_rundir(servers: dict[str, RunningServer]) -> None:
+    """Without --db both tools use unix:$OVS_RUNDIR/db.sock (the servers' dir has one)."""
+    srv = servers["hwvtep"]
+    reset(srv)
+    for tool in (["vtep-ctl"], [HWVTEP, "ctl"]):
+        cp = subprocess.run([*tool, "add-ls", "x", "--", "list-ls"], capture_output=True,
+                            text=True, env=srv.env, timeout=30)
+        assert (cp.stdout, cp.stderr, cp.returncode) == ("x\n", "", 0)
+        reset(srv)
+
+
+def test_hwvtep_db_variable(servers: dict[str, RunningServer], tmp_path: Path) -> None:
+    srv = servers["hwvtep"]
+    reset(srv)
+    env = dict(srv.env, OVS_RUNDIR=str(tmp_path), HWVTEP_DB=srv.unix)
+    cp = subprocess.run([HWVTEP, "ctl", "add-ls", "y", "--", "list-ls"], capture_output=True,
+                        text=True, env=env, timeout=30)
+    assert (cp.stdout, cp.stderr, cp.returncode) == ("y\n", "", 0)
