@@ -242,8 +242,9 @@ def start_server(kind: str, base: Path, schema: Path = VTEP_SCHEMA, *,
         if cp.returncode != 0:
             raise RuntimeError(f"{cmd} --detach failed: {cp.stderr}\n{srv.log_text()}")
     else:
-        srv.proc = subprocess.Popen(cmd, env=srv.env, stdout=subprocess.DEVNULL,
-                                    stderr=open(d / "stderr", "wb"))  # noqa: SIM115
+        with open(d / "stderr", "wb") as err:
+            srv.proc = subprocess.Popen(cmd, env=srv.env, stdout=subprocess.DEVNULL,
+                                        stderr=err)
     try:
         _wait_ready(srv)
     except BaseException:

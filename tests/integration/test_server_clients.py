@@ -326,7 +326,7 @@ def test_ovsdb_client_monitor_matches_ovs(pair: tuple[RunningServer, RunningServ
             text = read_until(out, "delete", proc)
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            proc.communicate(timeout=10)
         outputs.append(mask_uuids(text))
     assert outputs[0] == outputs[1]
     for word in ("initial", "insert", "old", "new", "delete"):
