@@ -12,6 +12,7 @@ transaction that fails must leave it exactly as it was.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hwvtep.ovsdb.database import Database
-from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema, bundled_schema
+from hwvtep.ovsdb.schema import ColumnSchema, DatabaseSchema, TableSchema, bundled_schema
 from hwvtep.ovsdb.transaction import execute
 from hwvtep.ovsdb.types import BOOLEAN, INTEGER, REAL, STRING, UUID, BaseType, ColumnType
 
@@ -40,12 +41,22 @@ SCHEMAS = _schemas()
 class Gen:
     """Draws JSON operations for a database's current state."""
 
-    def __init__(self, data: st.DataObject, db: Database) -> None:
+    def __init__(self, data: st.DataObject, db: Database,
+                 uuids: Iterator[str] | None = None, ephemeral: bool = True) -> None:
         self.data = data
         self.db = db
         self.draw = data.draw
+        # When given, every insert names its row's UUID (so that two databases fed the
+        # same operations have the same rows).
+        self.uuids = uuids
+        # Whether to use ephemeral columns (ovsdb-tool forgets them between its runs).
+        self.ephemeral = ephemeral
         # uuid-name -> table, for the inserts drawn so far in this transaction
         self.named: dict[str, str] = {}
+        # names referred to before any insert had them: never given to a later insert, so
+        # that no row can refer to its own UUID in another table (which ovsdb-server lets
+        # dangle and we refuse)
+        self.referenced: set[str] = set()
 
     def sometimes_wrong(self) -> bool:
         return self.draw(st.integers(0, 59)) == 37  # (hypothesis favours 0 and the ends)
@@ -70,8 +81,13 @@ class Gen:
             return self.draw(st.booleans())
         assert t == UUID
         if self.sometimes_wrong():
-            return self.draw(st.sampled_from(
-                [["uuid", GHOST]] + [["named-uuid", n] for n in NAMES]))
+            # A reference to a name no insert in this transaction has (yet), or to nothing.
+            ref = self.draw(st.sampled_from(
+                [["uuid", GHOST]] + [["named-uuid", n] for n in [*NAMES, "x0"]
+                                     if n not in self.named]))
+            if ref[0] == "named-uuid":
+                self.referenced.add(ref[1])
+            return ref
         choices: list[Any] = [["named-uuid", n] for n, t in self.named.items()
                               if t == base.ref_table]
         if base.ref_table is not None:
@@ -102,12 +118,17 @@ class Gen:
             return ["set", [self.atom(ctype.key) for _ in range(n)]]
         return ["set", list(atoms.values())]
 
+    def columns(self, table: TableSchema) -> list[ColumnSchema]:
+        return [c for c in table.user_columns if self.ephemeral or not c.ephemeral]
+
     def row(self, table: TableSchema) -> dict[str, Any]:
-        cols = self.draw(st.lists(st.sampled_from(table.user_columns), max_size=4, unique=True))
+        usable = self.columns(table)
+        cols = self.draw(st.lists(st.sampled_from(usable), max_size=4,
+                                  unique=True)) if usable else []
         # Required references (their default, the all-zeros UUID, refers to nothing) and
         # columns whose default breaks their constraints.
         bad_defaults = {n for n, _ in self.db.info[table.name].bad_defaults}
-        cols += [c for c in table.user_columns
+        cols += [c for c in self.columns(table)
                  if ((c.type.key.ref_table and c.type.n_min == 1) or c.name in bad_defaults)
                  and c not in cols and not self.sometimes_wrong()]
         return {c.name: self.value(c.type) for c in cols}
@@ -117,19 +138,19 @@ class Gen:
         kind = self.draw(st.sampled_from([0, 1, 1, 1, 2]))
         if kind == 0 or not rows:
             return []
-        if kind == 1:
+        if kind == 1 or not self.columns(table):
             return [["_uuid", "==", ["uuid", self.draw(st.sampled_from(rows))]]]
-        col = self.draw(st.sampled_from(table.user_columns))
+        col = self.draw(st.sampled_from(self.columns(table)))
         if col.type.is_scalar and col.type.key.type != UUID:
             return [[col.name, self.draw(st.sampled_from(["==", "!="])),
                      self.atom(col.type.key)]]
         return [[col.name, "!=", self.value(col.type)]]
 
     def mutation(self, table: TableSchema) -> list[Any]:
-        cols = [c for c in table.user_columns
+        cols = [c for c in self.columns(table)
                 if not c.type.is_scalar or c.type.key.type in (INTEGER, REAL)]
         if not cols or self.sometimes_wrong():
-            cols = list(table.user_columns)
+            cols = self.columns(table) or list(table.user_columns)
         col = self.draw(st.sampled_from(cols))
         ct = col.type
         if ct.key.type in (INTEGER, REAL) and ct.value is None and (
@@ -152,10 +173,13 @@ class Gen:
         t = table.name
         if kind == "insert":
             op: dict[str, Any] = {"op": "insert", "table": t, "row": self.row(table)}
+            if self.uuids is not None:
+                op["uuid"] = next(self.uuids)
             if self.draw(st.integers(0, 2)):
-                free = [n for n in NAMES if n not in self.named]
-                name = self.draw(st.sampled_from(NAMES if self.sometimes_wrong() or not free
-                                                 else free))
+                free = [n for n in NAMES if n not in self.named and n not in self.referenced]
+                if self.sometimes_wrong() or not free:
+                    free = NAMES
+                name = self.draw(st.sampled_from(free))
                 op["uuid-name"] = name
                 self.named.setdefault(name, t)
             return op

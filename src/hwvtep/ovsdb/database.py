@@ -126,7 +126,10 @@ class TableInfo:
         ovs_columns = tuple(ovs_object_order(
             ["_uuid", "_version", *ovs_object_order([c.name for c in table.user_columns])]))
         position = {name: i for i, name in enumerate(ovs_columns)}
+        # Checked in ovsdb-server's order, so that of several problems we report its.
         bad.sort(key=lambda b: position[b[0]])
+        strong.sort(key=lambda r: position[r.column])
+        weak.sort(key=lambda w: position[w.column])
         return TableInfo(table, table.name, table.is_root, table.max_rows, table.indexes,
                          tuple(strong), tuple(weak_refs), tuple(weak), defaults, immutable,
                          tuple(bad), parsers, ovs_columns)
