@@ -10,6 +10,7 @@ commit's reply is sent.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from hwvtep.server.locks import LockTable
 log = logging.getLogger("hwvtep.server")
 
 SERVER_DB = "_Server"
+_LOCK_ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SessionLink(Protocol):
@@ -122,8 +124,8 @@ class ServerCore:
         # Called with the deadline (in now() time) of a transaction blocked on a wait.
         self.on_blocked: Callable[[float], None] | None = None
         server_schema = bundled_schema("_server")
-        self._server = ServedDb(SERVER_DB, Database(server_schema), None,
-                                TxnHistory(), read_only=True)
+        # Not read_only: writes to it fail as to any reserved database, worded so.
+        self._server = ServedDb(SERVER_DB, Database(server_schema), None, TxnHistory())
         self._server_rows: dict[str, str] = {}  # db name -> row uuid in _Server
         self.dbs[SERVER_DB] = self._server
         # ovsdb-server lists _Server in its own Database table too.
@@ -264,7 +266,8 @@ class ServerCore:
     @staticmethod
     def _lock_name(req: Request) -> str:
         p = req.params
-        if not (isinstance(p, list) and len(p) == 1 and isinstance(p[0], str)):
+        if not (isinstance(p, list) and len(p) == 1 and isinstance(p[0], str)
+                and _LOCK_ID_RE.fullmatch(p[0])):
             raise syntax_error(f"{req.method} request params must be <id>", p)
         return p[0]
 
