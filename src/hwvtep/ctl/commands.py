@@ -10,21 +10,11 @@ the tables it needs, and a *run* step that works on the snapshot (`idl.Idl`). Er
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from hwvtep.ctl.idl import Idl, Row
-from hwvtep.ctl.table import OutTable
 from hwvtep.ctl.values import (
     UINT_MAX,
     UUID,
     UUID_TYPE,
-    Column,
     CtlError,
-    Datum,
-    Schema,
-    SymbolTable,
-    Table,
     atom_from_string,
     atom_to_string,
     compare_3way,
@@ -40,10 +30,19 @@ from hwvtep.ctl.values import (
     union,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from hwvtep.ctl.idl import Idl, Row
+    from hwvtep.ctl.table import OutTable
+    from hwvtep.ctl.values import Column, Datum, Schema, SymbolTable, Table
+
+    Needs = dict[str, set[str] | None]  # table -> columns to fetch (None: all of them)
+
 RO = "ro"
 RW = "rw"
-
-Needs = dict[str, set[str] | None]  # table -> columns to fetch (None: all of them)
 
 
 class Syntax:
@@ -496,6 +495,8 @@ def _pre_list(ctx: Context) -> None:
 
 
 def _make_table(cols: list[Column | None]) -> OutTable:
+    from hwvtep.ctl.table import OutTable
+
     return OutTable([c.name if c is not None else "_uuid" for c in cols])
 
 

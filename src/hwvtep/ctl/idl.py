@@ -15,20 +15,20 @@ touching two columns of a 100,000-row table does not pay for the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from hwvtep.ctl.values import (
     UUID,
-    Column,
-    Datum,
-    Schema,
-    Table,
     atom_to_json,
     datum_from_json,
     datum_to_json,
     default_datum,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from hwvtep.ctl.values import Column, Datum, Schema, Table
 
 
 class Row:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from hwvtep.ctl import commands as cmds
 from hwvtep.ctl import vtep
 from hwvtep.ctl.idl import Idl, TxnStatus
-from hwvtep.ctl.table import Style, format_table
 from hwvtep.ctl.values import CtlError, Schema, SymbolTable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PROGRAM = "vtep-ctl"
 DB_NAME = "hardware_vtep"
@@ -90,6 +92,19 @@ class Log:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         sys.stderr.write(f"{now}|{self.seq:05d}|{module}|{level.upper()}|{msg}\n")
         sys.stderr.flush()
+
+
+class Style:
+    """How tables are printed (--format, --data, --no-headings, --pretty, ...)."""
+
+    __slots__ = ("cell_format", "format", "headings", "max_column_width", "pretty")
+
+    def __init__(self) -> None:
+        self.format = "list"
+        self.cell_format = "string"
+        self.headings = True
+        self.pretty = False
+        self.max_column_width = 0
 
 
 class Options:
@@ -268,10 +283,10 @@ def _schema_path() -> str:
 
 
 def _bundled_schema() -> dict[str, Any]:
-    import json
+    from hwvtep.ctl import jsonfast
 
-    with open(_schema_path(), "rb") as f:
-        j: dict[str, Any] = json.loads(f.read())
+    with open(_schema_path(), encoding="utf-8") as f:
+        j: dict[str, Any] = jsonfast.loads(f.read())
     return j
 
 
@@ -488,6 +503,8 @@ def print_outputs(commands: list[cmds.Command], opts: Options) -> None:
     out: list[str] = []
     for c in commands:
         if c.table is not None:
+            from hwvtep.ctl.table import format_table
+
             out.append(format_table(c.table, opts.style))
         elif opts.oneline:
             text = "".join(c.output)

@@ -5,16 +5,20 @@
 arrived, answering the server's ``echo`` requests and queueing its notifications. It uses
 the interpreter's C socket module directly (the ``socket`` module imports ``enum`` and
 friends, which cost more than a whole short command) and the standard ``json`` module for
-small messages; large replies are parsed with orjson, imported only then.
+small messages (through its C accelerator, see `jsonfast`); large replies are parsed with
+orjson, imported only then.
 """
 
 from __future__ import annotations
 
 import _socket
-import contextlib
-import json
 import os
-from typing import Any
+
+from hwvtep.ctl import jsonfast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _BIG = 1 << 20  # replies larger than this are parsed with orjson
 _RECV = 1 << 20
@@ -144,8 +148,10 @@ class Session:
         self.notifications: list[Any] = []
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (contextlib costs an import)
             self.sock.close()
+        except OSError:
+            pass
 
     def send(self, method: str, params: list[Any]) -> int:
         rid = self._next_id
@@ -154,7 +160,7 @@ class Session:
         return rid
 
     def _write(self, msg: Any) -> None:
-        data = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
+        data = jsonfast.dumps(msg).encode("utf-8", "surrogateescape")
         try:
             self.sock.sendall(data)
         except OSError as e:
@@ -220,11 +226,8 @@ def _decode(buf: bytes) -> tuple[Any, bytes]:
             pass
     text = buf.decode("utf-8", "replace")
     try:
-        msg, end = _decoder.raw_decode(text, len(text) - len(text.lstrip()))
+        msg, end = jsonfast.scan(text)
     except ValueError:
         return None, buf
     rest = text[end:]
     return msg, rest.encode() if rest.strip() else b""
-
-
-_decoder = json.JSONDecoder()

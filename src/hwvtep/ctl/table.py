@@ -8,11 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hwvtep.ctl.values import (
-    Datum,
-    Type,
     datum_to_bare,
     datum_to_json,
     datum_to_string,
@@ -20,16 +16,12 @@ from hwvtep.ctl.values import (
     json_dumps,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-class Style:
-    __slots__ = ("cell_format", "format", "headings", "max_column_width", "pretty")
-
-    def __init__(self) -> None:
-        self.format = "list"
-        self.cell_format = "string"
-        self.headings = True
-        self.pretty = False
-        self.max_column_width = 0
+    from hwvtep.ctl.main import Style
+    from hwvtep.ctl.values import Datum, Type
 
 
 class OutTable:

@@ -15,8 +15,12 @@ vSwitch's ``ovsdb_datum_to_string``/``to_bare`` print, the command-line syntax i
 
 from __future__ import annotations
 
-import re
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
+    from typing import Any
+
+    Datum = tuple[Any, ...]
 
 INTEGER = "integer"
 REAL = "real"
@@ -30,10 +34,6 @@ DBL_MAX = 1.7976931348623157e308
 UINT_MAX = 2**32 - 1
 MAX_RANGE = 4096
 
-Datum = tuple[Any, ...]
-
-_UUID_RE = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _PARTIAL_TMPL = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -43,7 +43,9 @@ class CtlError(Exception):
 
 
 def is_uuid(s: str) -> bool:
-    return len(s) == 36 and _UUID_RE.match(s) is not None
+    if len(s) != 36 or s[8] != "-" or s[13] != "-" or s[18] != "-" or s[23] != "-":
+        return False
+    return _HEX.issuperset(s[:8] + s[9:13] + s[14:18] + s[19:23] + s[24:])
 
 
 def partial_uuid_len(s: str) -> int:
@@ -243,13 +245,10 @@ def datum_to_json(t: Type, d: Datum) -> Any:
 _ESCAPES = {i: f"\\u{i:04x}" for i in range(32)}
 _ESCAPES.update({8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r",
                  ord('"'): '\\"', ord("\\"): "\\\\"})
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
 
 
 def json_string(s: str) -> str:
     """A JSON string literal as Open vSwitch writes it (non-ASCII kept as is)."""
-    if _NEEDS_ESCAPE.search(s) is None:
-        return f'"{s}"'
     return '"' + s.translate(_ESCAPES) + '"'
 
 
@@ -297,12 +296,19 @@ def json_dumps(j: Any, pretty: bool = False, depth: int = 0) -> str:
 
 # --- text forms -----------------------------------------------------------------------
 
-_BARE_OK = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_WORD_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _needs_quotes(s: str) -> bool:
+    if not s or s[0] not in _WORD_START or not _WORD_CHARS.issuperset(s):
+        return True
+    return s == "true" or s == "false" or is_uuid(s)
 
 
 def atom_to_string(atype: str, a: Any) -> str:
     if atype == STRING:
-        if _BARE_OK.match(a) is None or a == "true" or a == "false" or is_uuid(a):
+        if _needs_quotes(a):
             return json_string(a)
         return a  # type: ignore[no-any-return]
     if atype in (INTEGER, UUID):
@@ -353,11 +359,22 @@ def default_datum(t: Type) -> Datum:
 
 _DELIMS = frozenset(":=, []{}!<>")
 _CSPACE = " \t\n\v\f\r"
-_LLONG = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
-_REAL = re.compile(
-    r"[ \t\n\v\f\r]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
-    r"|(?i:inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))\Z")
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    """Compiled on first use: `re` costs start-up time that most commands never need."""
+    p = _PATTERNS.get(name)
+    if p is None:
+        import re
+
+        p = _PATTERNS[name] = re.compile({
+            "llong": r"[ \t\n\v\f\r]*([+-]?[0-9]+)",
+            "real": r"[ \t\n\v\f\r]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                    r"|0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+                    r"|(?i:inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))\Z",
+        }[name])
+    return p
 
 
 def is_delim(c: str) -> bool:
@@ -394,7 +411,7 @@ def token_parse(s: str, pos: int) -> tuple[str, int]:
 
 def _strtoll(s: str) -> tuple[int, str] | None:
     """strtoll(s, &tail, 10): (value, tail), or None when nothing was parsed or overflow."""
-    m = _LLONG.match(s)
+    m = _pattern("llong").match(s)
     if m is None:
         return None
     v = int(m.group(1))
@@ -411,7 +428,7 @@ def str_to_llong(s: str) -> int | None:
 
 
 def str_to_double(s: str) -> float | None:
-    if _REAL.match(s) is None:
+    if _pattern("real").match(s) is None:
         return None
     t = s.strip(_CSPACE)
     low = t.lower().lstrip("+-")

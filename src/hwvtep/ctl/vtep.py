@@ -11,12 +11,16 @@ them (which columns it rewrites, which it verifies, which rows it deletes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from hwvtep.ctl.commands import RO, RW, Context, Syntax, register
-from hwvtep.ctl.idl import Idl, Row
+from hwvtep.ctl.commands import RO, RW, Syntax, register
 from hwvtep.ctl.values import UINT_MAX, CtlError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from hwvtep.ctl.commands import Context
+    from hwvtep.ctl.idl import Idl, Row
 
 ENCAP_DEFAULT = "vxlan_over_ipv4"
 
