@@ -485,6 +485,10 @@ def scenario_locks(d: Driver) -> None:
     d.call("a", "unlock", ["other"])
     d.call("a", "lock", [])
     d.call("a", "lock", [5])
+    d.call("a", "lock", [""])
+    d.call("a", "lock", ["not an id"])
+    d.call("a", "steal", ["9lives"])
+    d.call("a", "unlock", ["a.b"])
     d.call("a", "steal", ["x", "y"])
     d.call("a", "lock", ["M"])
     d.call("c", "lock", ["M"])
@@ -580,6 +584,36 @@ def scenario_misc(d: Driver) -> None:
     d.call("c", "echo", [], 3.5)
     d.notify("c", "no_such_notification", [])
     d.call("c", "echo", ["after a stray notification"])
+
+    # _Server is read by anyone and written by no one.
+    d.call("c", "transact", ["_Server", {"op": "select", "table": "Database",
+                                         "where": [["name", "==", DB]],
+                                         "columns": ["name", "model", "connected", "leader",
+                                                     "cid", "sid", "index"]}])
+    for op in ({"op": "insert", "table": "Database", "row": {"name": "x"}},
+               {"op": "delete", "table": "Database", "where": []},
+               {"op": "update", "table": "Database", "where": [], "row": {"leader": False}},
+               {"op": "mutate", "table": "Database", "where": [],
+                "mutations": [["index", "insert", ["set", [1]]]]}):
+        d.call("c", "transact", ["_Server", op])
+    d.call("c", "transact", [DB])
+    d.call("c", "transact", [DB, {"op": "commit", "durable": True}])
+    d.call("c", "transact", [DB, {"op": "comment", "comment": "only a comment"}])
+
+    # Monitor ids may be any JSON value; column lists may repeat across requests only
+    # when they do not overlap.
+    d.call("c", "monitor_cond", [DB, None, {"Global": [{"select": {"initial": False}}]}])
+    d.call("c", "monitor_cond", [DB, [1, 2], {"Global": {"columns": []}}])
+    d.call("c", "monitor", [DB, {"k": 1}, {"Global": [{"columns": ["switches"]},
+                                                      {"columns": ["other_config"]}]}])
+    d.call("c", "monitor", [DB, "q", {"Global": [{"columns": ["switches"]},
+                                                 {"columns": ["switches"]}]}])
+    d.call("c", "transact", [DB, {"op": "insert", "table": "Global", "row": {}}])
+    d.call("c", "monitor_cancel", [[1, 2]])
+    d.call("c", "monitor_cancel", [None])
+    d.call("c", "transact", [DB, {"op": "update", "table": "Global", "where": [],
+                                  "row": {"other_config": ["map", [["a", "b"]]]}}])
+    d.quiet("c")
 
 
 SCENARIOS = {
