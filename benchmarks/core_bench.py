@@ -49,14 +49,13 @@ def _setup() -> tuple[Database, str, str]:
 
 
 def _mac(i: int) -> str:
-    return "02:%02x:%02x:%02x:%02x:%02x" % (
-        (i >> 32) & 255, (i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255)
+    return ":".join(["02", *(f"{(i >> s) & 255:02x}" for s in (32, 24, 16, 8, 0))])
 
 
 def _insert_op(i: int, ls: str, loc: str) -> dict[str, Any]:
     return {"op": "insert", "table": "Ucast_Macs_Remote",
             "row": {"MAC": _mac(i), "logical_switch": ["uuid", ls], "locator": ["uuid", loc],
-                    "ipaddr": "192.168.%d.%d" % ((i >> 8) & 255, i & 255)}}
+                    "ipaddr": f"192.168.{(i >> 8) & 255}.{i & 255}"}}
 
 
 def bench_txns(n: int) -> float:

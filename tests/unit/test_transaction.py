@@ -147,8 +147,9 @@ def test_changes_of_insert_update_delete(hv: Database) -> None:
     assert new["tunnel_key"] == (2,) and old["tunnel_key"] == (1,)
     assert new["_version"] != old["_version"]
     assert hv.tables["Logical_Switch"][ub]["tunnel_key"] == (2,)
+    old_b = hv.tables["Logical_Switch"][ub]
     out = run(hv, {"op": "delete", "table": "Logical_Switch", "where": [["name", "==", "b"]]})
-    assert out.changes == {"Logical_Switch": {ub: (out.changes["Logical_Switch"][ub][0], None)}}
+    assert out.changes == {"Logical_Switch": {ub: (old_b, None)}}
 
 
 def test_no_change_commits_nothing(hv: Database) -> None:

@@ -268,7 +268,8 @@ def test_random_transactions_keep_the_invariants(schema_name: str, data: st.Data
             if ti.is_root and tname not in deleted_tables:
                 assert before[0][tname].keys() <= db.tables[tname].keys()
         # Unchanged rows are the very same objects.
-        for tname, rows in db.tables.items():
-            for u, r in rows.items():
-                if u not in out.changes.get(tname, {}):
+        for tname, table in db.tables.items():
+            changed = out.changes.get(tname, {})
+            for u, r in table.items():
+                if u not in changed:
                     assert before[0][tname][u] is r
