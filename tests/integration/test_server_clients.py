@@ -44,10 +44,12 @@ def vswitch_pair(server_factory: Any) -> tuple[RunningServer, RunningServer]:
 
 def run_both(pair: tuple[RunningServer, RunningServer], argv: list[str],
              ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
-    """Run *argv* ("{db}" stands for the server's unix remote) against both servers."""
+    """Run *argv* against both servers ("{db}" stands for the server's unix remote,
+    "{tcp}" for its tcp one)."""
     outs = []
     for srv in pair:
-        cp = srv.run(*(a.replace("{db}", srv.unix) for a in argv), check=False)
+        cp = srv.run(*(a.replace("{db}", srv.unix).replace("{tcp}", srv.tcp) for a in argv),
+                     check=False)
         outs.append((cp.returncode, normalize_output(cp.stdout, srv),
                      normalize_output(cp.stderr, srv)))
     return outs[0], outs[1]
@@ -142,6 +144,9 @@ def test_vtep_ctl_walkthrough_matches_ovs(pair: tuple[RunningServer, RunningServ
 
     # Nothing left but the Global row.
     assert assert_show_same(pair) == "<0>\n"
+    # The same over tcp.
+    assert_same(pair, ["vtep-ctl", "--db={tcp}", "add-ps", "ps-tcp", "--", "list-ps"])
+    assert assert_same(pair, ["vtep-ctl", "--db={tcp}", "list-ps"]) == "ps-tcp\n"
 
 
 def assert_show_same(pair: tuple[RunningServer, RunningServer]) -> str:
