@@ -219,7 +219,7 @@ class Lab:
         for i in (1, 2):
             ns = spaces.make(f"v{i}")
             d = tmp / f"ps{i}"
-            d.mkdir()
+            d.mkdir(parents=True)
             self.vteps[f"ps{i}"] = Vtep(f"ps{i}", ns, f"10.99.0.{i}", d, server)
         v1, v2 = self.vteps["ps1"], self.vteps["ps2"]
         spaces.veth(v1.ns, "u1", v2.ns, "u2")

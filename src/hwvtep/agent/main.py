@@ -159,7 +159,7 @@ def main(argv: list[str]) -> int:
 
 async def _run(opts: argparse.Namespace, detacher: daemon.Detacher) -> int:
     from hwvtep.agent.linux import LinuxDataPlane
-    from hwvtep.agent.service import DB, Agent, Settings
+    from hwvtep.agent.service import DB, MONITOR, Agent, Settings
     from hwvtep.client.api import Client
     from hwvtep.client.connection import Session
     from hwvtep.client.errors import ClientError
@@ -179,7 +179,7 @@ async def _run(opts: argparse.Namespace, detacher: daemon.Detacher) -> int:
         sys.stderr.write(f"{PROGRAM}: {e}\n")
         return 1
     client = Client(session, timeout=30.0)
-    replica = Replica(client, DB)
+    replica = Replica(client, DB, tables=MONITOR)
     session.start()
     settings = Settings(
         ps_name=opts.ps_name,

@@ -17,6 +17,7 @@ admin state are managed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -50,8 +51,12 @@ def normalize_mac(mac: str) -> str:
     return low
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_ip(ip: str) -> str:
-    """Return an IPv4/IPv6 address in canonical text form or raise."""
+    """Return an IPv4/IPv6 address in canonical text form or raise.
+
+    Cached: a node has few remote VTEPs and each fdb entry names one of them.
+    """
     try:
         return str(ipaddress.ip_address(ip.strip()))
     except ValueError:

@@ -49,6 +49,22 @@ from hwvtep.client.replica import ChangeStream, Replica
 log = logging.getLogger("hwvtep.agent")
 
 DB = "hardware_vtep"
+# What the agent replicates: the tables it reads or writes, and of the big ones only the
+# columns it uses (a switch may carry 100,000 remote MACs).
+MONITOR: dict[str, list[str] | None] = {
+    "Global": ["switches"],
+    "Physical_Switch": None,
+    "Physical_Port": None,
+    "Logical_Switch": ["name", "tunnel_key", "replication_mode"],
+    "Ucast_Macs_Remote": ["MAC", "logical_switch", "locator"],
+    "Mcast_Macs_Remote": ["MAC", "logical_switch", "locator_set"],
+    "Ucast_Macs_Local": ["MAC", "logical_switch", "locator"],
+    "Mcast_Macs_Local": ["MAC", "logical_switch", "locator_set"],
+    "Physical_Locator_Set": None,
+    "Physical_Locator": None,
+    "Tunnel": None,
+    "Logical_Binding_Stats": None,
+}
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -274,7 +290,10 @@ class Agent:
                 self._need_report = True
             return
         log.debug("applying %d operations", len(ops))
+        started = time.monotonic()
         failures = await self.dp.apply(ops)
+        log.debug("applied %d operations in %.1f ms (%d refused)",
+                  len(ops), (time.monotonic() - started) * 1000, len(failures))  # fmt: skip
         if any(_no_8021q(f) for f in failures) and self.vlan_support:
             log.warning("this kernel has no 802.1Q support: tagged bindings are reported "
                         "as invalid_vlan_map")  # fmt: skip
