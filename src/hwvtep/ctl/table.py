@@ -4,6 +4,10 @@
 ``--format`` picks the layout (list, table, csv, html, json), ``--data`` the cell text
 (string, bare, json), plus ``--no-headings``, ``--pretty``, ``--bare`` and
 ``--max-column-width``. Widths are counted in bytes, as C's ``printf`` counts them.
+
+`hwvtep ovsdb-client` prints through the same code: its tables also have a caption and a
+timestamp, and cells that are literal text (``str``), empty (``None``) or a value as the
+server sent it (:class:`JsonCell`, shown as JSON when it does not fit its type).
 """
 
 from __future__ import annotations
@@ -24,26 +28,97 @@ if TYPE_CHECKING:
     from hwvtep.ctl.values import Datum, Type
 
 
+class JsonCell:
+    """A cell holding a value as received: *json*, of column type *type* (None: untyped,
+    always printed as JSON). Printed as JSON too when it is not a valid *type* value."""
+
+    __slots__ = ("json", "type")
+
+    def __init__(self, json: Any, type: Type | None = None) -> None:
+        self.json = json
+        self.type = type
+
+
+if TYPE_CHECKING:
+    Cell = tuple[Type, Datum] | str | JsonCell | None
+
+
 class OutTable:
-    """Headings and rows of (type, datum) cells."""
+    """Headings and rows of cells: (type, datum), literal text, None or a JsonCell."""
 
-    __slots__ = ("headings", "rows")
+    __slots__ = ("caption", "headings", "rows", "timestamp")
 
-    def __init__(self, headings: list[str]) -> None:
+    def __init__(self, headings: list[str], caption: str | None = None,
+                 timestamp: bool = False) -> None:
         self.headings = headings
-        self.rows: list[list[tuple[Type, Datum]]] = []
+        self.rows: list[list[Cell]] = []
+        self.caption = caption
+        self.timestamp = timestamp
 
 
 _first_table = [True]
 
 
-def _cell_text(cell: tuple[Type, Datum], style: Style) -> str:
-    t, d = cell
-    if style.cell_format == "json":
-        return json_dumps(datum_to_json(t, d))
-    if style.cell_format == "string":
-        return datum_to_string(t, d)
-    return datum_to_bare(t, d)
+def _cell_text(cell: Cell, style: Style) -> str:
+    if isinstance(cell, tuple):
+        t, d = cell
+        if style.cell_format == "json":
+            return json_dumps(datum_to_json(t, d))
+        if style.cell_format == "string":
+            return datum_to_string(t, d)
+        return datum_to_bare(t, d)
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        return cell
+    return _json_cell_text(cell, style)
+
+
+def _json_cell_text(cell: JsonCell, style: Style) -> str:
+    t = cell.type
+    if t is not None and style.cell_format != "json":
+        from hwvtep.ctl.values import datum_from_json
+
+        try:
+            d = datum_from_json(t, cell.json)
+        except (TypeError, ValueError, IndexError, KeyError):
+            d = None
+        if d is not None and t.n_min <= len(d) <= t.n_max and _unique(t, d):
+            if style.cell_format == "string":
+                return datum_to_string(t, d)
+            return datum_to_bare(t, d)
+    return json_dumps(cell.json)
+
+
+def _unique(t: Type, d: Datum) -> bool:
+    keys = [p[0] for p in d] if t.value is not None else d
+    return all(keys[i] != keys[i + 1] for i in range(len(keys) - 1))
+
+
+def _cell_json(cell: Cell) -> Any:
+    if isinstance(cell, tuple):
+        t, d = cell
+        return datum_to_json(t, d)
+    if cell is None or isinstance(cell, str):
+        return cell
+    return cell.json
+
+
+def format_timestamp(now: float) -> str:
+    """Open vSwitch's table timestamp: UTC, milliseconds."""
+    import time
+
+    ms = int(now * 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}"
+
+
+def _preamble(tbl: OutTable, out: list[str]) -> None:
+    if tbl.timestamp:
+        import time
+
+        out.append(format_timestamp(time.time()) + "\n")
+    if tbl.caption is not None:
+        out.append(tbl.caption + "\n")
 
 
 def _separator(out: list[str]) -> None:
@@ -71,6 +146,7 @@ def format_table(tbl: OutTable, style: Style) -> str:
     fmt = style.format
     if fmt == "table":
         _separator(out)
+        _preamble(tbl, out)
         texts = [[_cell_text(c, style) for c in row] for row in tbl.rows]
         widths = []
         for x, heading in enumerate(tbl.headings):
@@ -89,6 +165,7 @@ def format_table(tbl: OutTable, style: Style) -> str:
                        .rstrip(" ") + "\n")
     elif fmt == "list":
         _separator(out)
+        _preamble(tbl, out)
         for y, row in enumerate(tbl.rows):
             if y:
                 out.append("\n")
@@ -100,12 +177,19 @@ def format_table(tbl: OutTable, style: Style) -> str:
                     out.append(text + "\n")
     elif fmt == "csv":
         _separator(out)
+        _preamble(tbl, out)
         if style.headings:
             out.append(",".join(_csv(h) for h in tbl.headings) + "\n")
         for row in tbl.rows:
             out.append(",".join(_csv(_cell_text(c, style)) for c in row) + "\n")
     elif fmt == "html":
+        if tbl.timestamp:
+            import time
+
+            out.append(format_timestamp(time.time()) + "\n")
         out.append("<table border=1>\n")
+        if tbl.caption is not None:
+            out.append(_html_cell("caption", tbl.caption))
         if style.headings:
             out.append("  <tr>\n")
             out.extend(_html_cell("th", h) for h in tbl.headings)
@@ -124,8 +208,14 @@ def format_table(tbl: OutTable, style: Style) -> str:
     else:
         j: dict[str, Any] = {
             "headings": list(tbl.headings),
-            "data": [[datum_to_json(t, d) for t, d in row] for row in tbl.rows],
+            "data": [[_cell_json(c) for c in row] for row in tbl.rows],
         }
+        if tbl.caption is not None:
+            j["caption"] = tbl.caption
+        if tbl.timestamp:
+            import time
+
+            j["time"] = format_timestamp(time.time())
         out.append(json_dumps(j, style.pretty) + "\n")
     return "".join(out)
 
