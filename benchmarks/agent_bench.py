@@ -376,8 +376,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--changes", type=int, default=1000)
     ap.add_argument("--macs", type=int, default=100_000)
-    ap.add_argument("--iperf-seconds", type=int, default=5)
-    ap.add_argument("--iperf-rounds", type=int, default=3)
+    ap.add_argument("--iperf-seconds", type=int, default=3)
+    ap.add_argument("--iperf-rounds", type=int, default=5)
     ap.add_argument("--only", choices=["latency", "attach", "bulk", "iperf"], action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:

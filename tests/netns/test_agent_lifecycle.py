@@ -198,3 +198,30 @@ def test_command_line_errors(tmp_path: Path) -> None:
     cp = run("--db=ptcp:6640", "ps")
     assert cp.returncode == 1 and "passive" in cp.stderr
     assert "PS-NAME" in run("--help").stdout
+
+
+def test_port_that_disappears_is_reported_and_comes_back(lab: Lab) -> None:
+    attach(lab, "red", RED, "p1", ("r1", "r2"))
+    assert lab.ping_soon("r1", IP2)
+    v = lab["ps1"]
+
+    def p1() -> dict[str, object]:
+        (row,) = [p for p in v.dump("Physical_Port") if p["name"] == "p1"]
+        return row
+
+    # the cable is pulled: the veth pair goes (deleted from the host's side)
+    lab.spaces.ip(lab.hosts["r1"], "link", "del", "eth0")
+    wait_until(lambda: p1()["port_fault_status"] == "unspecified_fault", what="port fault")
+    row = p1()
+    assert row["vlan_bindings"] != ["map", []]  # the controller's binding is kept
+    assert row["vlan_stats"] == ["map", []]  # nothing is carried on it
+    assert "hvb5000" in lab.links("ps1")
+    # a new cable: the port is enslaved again, the fault cleared, traffic flows
+    lab.spaces.veth(lab.hosts["r1"], "eth0", v.ns, "p1")
+    lab.spaces.up(lab.hosts["r1"], "eth0", "192.168.10.1/24")
+    lab.spaces.ip(v.ns, "link", "set", "p1", "up")
+    wait_until(lambda: p1()["port_fault_status"] == ["set", []], what="fault cleared")
+    wait_until(lambda: lab.master("ps1", "p1") == "hvb5000", what="port enslaved again")
+    # r1 got a new MAC with its new interface: tell ps2, as a controller would
+    lab["ps2"].ctl("add-ucast-remote", "red", lab.mac("r1"), "10.99.0.1")
+    assert lab.ping_soon("r1", IP2)
