@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwvtep.ovsdb.database import Database
 from hwvtep.ovsdb.schema import DatabaseSchema, bundled_schema
@@ -414,3 +416,40 @@ def test_own_uuid_in_another_table_is_not_a_self_reference(hv: Database) -> None
                  "row": {"acl_name": "x", "acl_entries": nu("a")}})
     assert e["error"] == "referential integrity violation"
     assert "references nonexistent row" in e["details"] and "in table ACL_entry." in e["details"]
+
+
+# --- garbage in --------------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
+    | st.sampled_from(["", "a", "uuid", "named-uuid", "set", "map", "==", "includes", "+=",
+                       "insert", "delete", "name", "_uuid", "tunnel_key", "other_config",
+                       "00000000-0000-4000-8000-000000000001"]),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["name", "tunnel_key", "other_config", "description",
+                                       "x", "_uuid"]), inner, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(st.fixed_dictionaries(
+    {"op": st.sampled_from(["insert", "select", "update", "mutate", "delete", "wait",
+                            "commit", "abort", "comment", "assert", "x"])},
+    optional={"table": st.sampled_from(["Logical_Switch", "Nope", 5]), "row": JSON,
+              "where": JSON, "mutations": JSON, "columns": JSON, "until": JSON, "rows": JSON,
+              "timeout": JSON, "durable": JSON, "comment": JSON, "lock": JSON,
+              "uuid-name": JSON, "uuid": JSON, "sort": JSON}) | JSON, max_size=4))
+def test_any_json_gives_results_not_exceptions(ops: list[Any]) -> None:
+    db = Database(bundled_schema(HV))
+    out = execute(db, [HV, *ops])
+    if out.blocked:
+        return
+    assert isinstance(out.result, list)
+    assert len(out.result) in (len(ops), len(ops) + 1)
+    for r in out.result:
+        assert r is None or isinstance(r, dict)
+        if isinstance(r, dict) and "error" in r:
+            assert isinstance(r["error"], str)
+    if out.changes is not None:
+        db.apply(out.changes)
+        assert db.consistency_errors() == []
