@@ -453,3 +453,19 @@ def test_any_json_gives_results_not_exceptions(ops: list[Any]) -> None:
     if out.changes is not None:
         db.apply(out.changes)
         assert db.consistency_errors() == []
+
+
+def test_forked_child_draws_new_uuids() -> None:
+    import os
+
+    uuid4_str()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, uuid4_str().encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 100).decode()
+    os.waitpid(pid, 0)
+    os.close(r)
+    assert child != uuid4_str()

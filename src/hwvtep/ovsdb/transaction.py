@@ -67,6 +67,8 @@ def _uuid_source() -> Callable[[], str]:
                 f"{variant[int(h[i + 16], 16)]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}"
                 for i in range(0, len(h), 32)])
             return pop()
+    # A forked child must not hand out the UUIDs its parent has drawn already.
+    os.register_at_fork(after_in_child=pending.clear)
     return new_uuid
 
 
