@@ -31,22 +31,27 @@ if TYPE_CHECKING:
     from hwvtep.ctl.values import Column, Datum, Schema, Table
 
 
+_NOTHING: dict[str, Any] = {}
+
+
 class Row:
     """One row: its server values (``raw``), what the run wrote, what it verified."""
 
     __slots__ = ("_old", "deleted", "map_ops", "new", "persist_uuid", "prereqs", "raw",
                  "set_ops", "table", "uuid")
 
+    # Most rows are only read: the containers for changes are made on first use, and
+    # until then ``new`` is a shared empty dict that nothing writes to.
     def __init__(self, table: Table, uuid: str, raw: dict[str, Any] | None) -> None:
         self.table = table
         self.uuid = uuid
         self.raw = raw  # None for a row inserted by this run
-        self._old: dict[str, Datum] = {}
-        self.new: dict[str, Datum] = {}
+        self._old: dict[str, Datum] | None = None
+        self.new: dict[str, Datum] = _NOTHING
         self.deleted = False
-        self.prereqs: list[str] = []
-        self.map_ops: dict[str, dict[Any, tuple[str, Any]]] = {}
-        self.set_ops: dict[str, dict[Any, str]] = {}
+        self.prereqs: list[str] | None = None
+        self.map_ops: dict[str, dict[Any, tuple[str, Any]]] | None = None
+        self.set_ops: dict[str, dict[Any, str]] | None = None
         self.persist_uuid = False
 
     @property
@@ -54,14 +59,17 @@ class Row:
         return self.raw is None
 
     def old(self, col: Column) -> Datum:
-        d = self._old.get(col.name)
+        cache = self._old
+        if cache is None:
+            cache = self._old = {}
+        d = cache.get(col.name)
         if d is None:
             raw = self.raw
             if raw is None or col.name not in raw:
                 d = default_datum(col.type)
             else:
                 d = datum_from_json(col.type, raw[col.name])
-            self._old[col.name] = d
+            cache[col.name] = d
         return d
 
     def get(self, col: Column) -> Datum:
@@ -130,20 +138,6 @@ class Idl:
                 else:
                     dst[uuid] = Row(t, uuid, new)
 
-    def reset_txn(self) -> None:
-        """Forget the run's changes (before running the commands again)."""
-        for rows in self.tables.values():
-            for uuid in [u for u, r in rows.items() if r.inserted]:
-                del rows[uuid]
-            for r in rows.values():
-                r.new = {}
-                r.deleted = False
-                r.prereqs = []
-                r.map_ops = {}
-                r.set_ops = {}
-        self.txn_rows = {}
-        self.insert_index = {}
-
     # --- reading -----------------------------------------------------------------------
 
     def rows(self, table: str) -> Iterator[Row]:
@@ -198,12 +192,16 @@ class Idl:
         self._touch(row)
 
     def write(self, row: Row, col: Column, datum: Datum) -> None:
+        if row.new is _NOTHING:
+            row.new = {}
         row.new[col.name] = datum
         self._touch(row)
 
     def verify(self, row: Row, col: Column) -> None:
         if row.inserted or col.name in row.new:
             return
+        if row.prereqs is None:
+            row.prereqs = []
         if col.name not in row.prereqs:
             row.prereqs.append(col.name)
         self._touch(row)
@@ -211,6 +209,8 @@ class Idl:
     def write_partial_map(self, row: Row, col: Column, key: Any, value: Any) -> None:
         current = dict(row.get(col))
         kind = "update" if key in current else "insert"
+        if row.map_ops is None:
+            row.map_ops = {}
         ops = row.map_ops.setdefault(col.name, {})
         prev = ops.get(key)
         if prev is not None and prev[0] == "insert" and kind == "delete":
@@ -220,6 +220,8 @@ class Idl:
         self._touch(row)
 
     def write_partial_set(self, row: Row, col: Column, atom: Any) -> None:
+        if row.set_ops is None:
+            row.set_ops = {}
         row.set_ops.setdefault(col.name, {})[atom] = "insert"
         self._touch(row)
 
@@ -313,7 +315,7 @@ class Idl:
     def _mutations(self, row: Row) -> list[Any]:
         out: list[Any] = []
         t = row.table
-        for name, mops in row.map_ops.items():
+        for name, mops in (row.map_ops or {}).items():
             col = t.columns[name]
             kt = col.type.key.type
             vt = col.type.value.type if col.type.value is not None else ""
@@ -336,7 +338,7 @@ class Idl:
                 out.append([name, "delete", ["set", dels]])
             if ins:
                 out.append([name, "insert", ["map", ins]])
-        for name, sops in row.set_ops.items():
+        for name, sops in (row.set_ops or {}).items():
             col = t.columns[name]
             kt = col.type.key.type
             ins = [self._ref_json(kt, a) for a, kind in sops.items() if kind == "insert"]

@@ -403,9 +403,11 @@ class Runner:
     def make_idl(self) -> Idl:
         idl = Idl(self.env.schema, DB_NAME)
         schema = self.env.schema
+        from hwvtep.ctl.idl import Row
+
         for t, rows in self.snapshot.items():
             table = schema.table(t)
-            idl.tables[t] = {u: _row(table, u, raw) for u, raw in rows.items()}
+            idl.tables[t] = {u: Row(table, u, raw) for u, raw in rows.items()}
         idl.dry_run = self.opts.dry_run
         idl.comment = self.comment
         return idl
@@ -485,12 +487,6 @@ class Runner:
                 ctx.set_command(c, False)
                 c.syntax.post(ctx, real)
         return True
-
-
-def _row(table: Any, uuid: str, raw: dict[str, Any]) -> Any:
-    from hwvtep.ctl.idl import Row
-
-    return Row(table, uuid, raw)
 
 
 def _text(j: Any) -> str:

@@ -52,16 +52,17 @@ class Port:
 
 
 class LSwitch:
-    __slots__ = ("mcast_local", "mcast_remote", "name", "row", "ucast_local",
+    __slots__ = ("mcast_local", "mcast_remote", "name", "row", "shadowed", "ucast_local",
                  "ucast_remote")
 
     def __init__(self, row: Row, name: str) -> None:
         self.row = row
         self.name = name
-        # mac -> entries: a MAC may repeat in the database; vtep-ctl then finds the last
-        # one added and lists them all.
-        self.ucast_local: dict[str, list[Row]] = {}
-        self.ucast_remote: dict[str, list[Row]] = {}
+        # mac -> entry. A MAC may repeat in the database: vtep-ctl then finds the one met
+        # last and lists them all; the others wait in ``shadowed`` (local?, mac, row).
+        self.ucast_local: dict[str, Row] = {}
+        self.ucast_remote: dict[str, Row] = {}
+        self.shadowed: list[tuple[bool, str, Row]] = []
         self.mcast_local: dict[str, list[McastMac]] = {}
         self.mcast_remote: dict[str, list[McastMac]] = {}
 
@@ -181,37 +182,63 @@ class View:
         plocs: dict[str, Row] = {}
         self.plocs = plocs
         idl = self.idl
-        by_uuid = {ls.row.uuid: ls for ls in lsw.values()}
+        ls_by_uuid: dict[str, LSwitch] = {}
+        for ls_row in idl.rows_unordered("Logical_Switch"):
+            found_ls = lsw.get(ls_row.string("name"))
+            if found_ls is not None:
+                ls_by_uuid[ls_row.uuid] = found_ls
         locators = idl.tables.get("Physical_Locator", {})
+        seen: dict[str, Row | None] = {}
 
         def add_ploc(uuid: str | None) -> Row | None:
             if uuid is None:
                 return None
+            if uuid in seen:
+                return seen[uuid]
             r = locators.get(uuid)
-            if r is None or r.deleted:
-                return None
-            key = f"{r.string('encapsulation_type')}+{r.string('dst_ip')}"
-            if key not in plocs:
-                plocs[key] = r
+            if r is not None and r.deleted:
+                r = None
+            seen[uuid] = r
+            if r is not None:
+                key = f"{r.string('encapsulation_type')}+{r.string('dst_ip')}"
+                if key not in plocs:
+                    plocs[key] = r
             return r
 
+        # The hot loop of list-*-macs over large tables: rows this run did not change
+        # are read straight from the server's JSON.
         for table, local in (("Ucast_Macs_Local", True), ("Ucast_Macs_Remote", False)):
-            for row in idl.rows_unordered(table):
-                ls_row = self._ls_of(row)
-                if ls_row is None:
-                    continue
-                ls = lsw.get(ls_row.string("name"))
-                if ls is None:
-                    continue
-                add_ploc(row.ref("locator"))
+            for row in idl.tables.get(table, {}).values():
+                raw = row.raw
+                if raw is not None and not row.new:
+                    if row.deleted:
+                        continue
+                    j = raw.get("logical_switch")
+                    ls = ls_by_uuid.get(j[1]) if j and j[0] == "uuid" else None
+                    if ls is None:
+                        continue
+                    j = raw.get("locator")
+                    if j and j[0] == "uuid":
+                        add_ploc(j[1])
+                    mac = raw.get("MAC", "")
+                else:
+                    if row.deleted:
+                        continue
+                    ls_uuid = row.ref("logical_switch")
+                    ls = ls_by_uuid.get(ls_uuid) if ls_uuid is not None else None
+                    if ls is None:
+                        continue
+                    add_ploc(row.ref("locator"))
+                    mac = row.string("MAC")
                 target = ls.ucast_local if local else ls.ucast_remote
-                target.setdefault(row.string("MAC"), []).append(row)
+                prev = target.get(mac)
+                if prev is not None:
+                    ls.shadowed.append((local, mac, prev))
+                target[mac] = row
         for table, local in (("Mcast_Macs_Local", True), ("Mcast_Macs_Remote", False)):
             for row in idl.rows_unordered(table):
-                ls_row = self._ls_of(row)
-                if ls_row is None:
-                    continue
-                ls = lsw.get(ls_row.string("name"))
+                ls_uuid = row.ref("logical_switch")
+                ls = ls_by_uuid.get(ls_uuid) if ls_uuid is not None else None
                 if ls is None:
                     continue
                 set_uuid = row.ref("locator_set")
@@ -222,7 +249,6 @@ class View:
         for row in idl.rows_unordered("Tunnel"):
             add_ploc(row.ref("local"))
             add_ploc(row.ref("remote"))
-        del by_uuid
         return plocs
 
     def _ls_of(self, row: Row) -> Row | None:
@@ -592,13 +618,13 @@ def _add_ucast(ctx: Context, local: bool) -> None:
     ploc = _locator(ctx, v, encap, ip)
     entries = ls.ucast_local if local else ls.ucast_remote
     found = entries.get(mac)
-    if found:
-        row = found[-1]
+    if found is not None:
+        row = found
     else:
         row = _insert(ctx, "Ucast_Macs_Local" if local else "Ucast_Macs_Remote")
         _write(ctx, row, "MAC", (mac,))
         _write(ctx, row, "logical_switch", (ls.row.uuid,))
-        entries[mac] = [row]
+        entries[mac] = row
     _write(ctx, row, "locator", (ploc.uuid,))
     ctx.invalidate_cache()
 
@@ -609,12 +635,15 @@ def _del_ucast(ctx: Context, local: bool) -> None:
     assert ls is not None
     v.macs()
     entries = ls.ucast_local if local else ls.ucast_remote
-    found = entries.get(ctx.argv[2])
-    if not found:
+    mac = ctx.argv[2]
+    found = entries.pop(mac, None)
+    if found is None:
         return
-    ctx.idl.delete(found.pop())
-    if not found:
-        del entries[ctx.argv[2]]
+    ctx.idl.delete(found)
+    for i in range(len(ls.shadowed) - 1, -1, -1):
+        if ls.shadowed[i][:2] == (local, mac):
+            entries[mac] = ls.shadowed.pop(i)[2]
+            break
     ctx.invalidate_cache()
 
 
@@ -676,8 +705,10 @@ def _clear_macs(ctx: Context, local: bool) -> None:
     ls = v.find_lswitch(ctx.argv[1], True)
     assert ls is not None
     v.macs()
-    for rows in (ls.ucast_local if local else ls.ucast_remote).values():
-        for row in rows:
+    for row in (ls.ucast_local if local else ls.ucast_remote).values():
+        ctx.idl.delete(row)
+    for is_local, _, row in ls.shadowed:
+        if is_local == local:
             ctx.idl.delete(row)
     for ms in (ls.mcast_local if local else ls.mcast_remote).values():
         for m in ms:
@@ -693,14 +724,27 @@ def _list_macs(ctx: Context, local: bool) -> None:
     v.macs()
     kind = "local" if local else "remote"
     loc_rows = ctx.idl.tables.get("Physical_Locator", {})
+    where: dict[str, str | None] = {}  # locator uuid -> "encap/ip"
     lines: list[str] = []
-    for mac, rows in (ls.ucast_local if local else ls.ucast_remote).items():
-        for row in rows:
-            ploc = loc_rows.get(row.ref("locator") or "")
-            if ploc is None:
-                continue
-            lines.append(f"  {mac} -> {ploc.string('encapsulation_type')}/"
-                         f"{ploc.string('dst_ip')}")
+    entries = list((ls.ucast_local if local else ls.ucast_remote).items())
+    entries += [(mac, row) for is_local, mac, row in ls.shadowed if is_local == local]
+    for mac, row in entries:
+        raw = row.raw
+        if raw is not None and not row.new:
+            j = raw.get("locator")
+            uuid = j[1] if j and j[0] == "uuid" else None
+        else:
+            uuid = row.ref("locator")
+        if uuid is None:
+            continue
+        text = where.get(uuid, "")
+        if text == "":
+            ploc = loc_rows.get(uuid)
+            text = where[uuid] = (None if ploc is None or ploc.deleted else
+                                  f"{ploc.string('encapsulation_type')}/"
+                                  f"{ploc.string('dst_ip')}")
+        if text is not None:
+            lines.append(f"  {mac} -> {text}")
     lines.sort()
     out = ctx.output
     out.append(f"ucast-mac-{kind}\n")
