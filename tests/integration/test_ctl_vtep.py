@@ -9,14 +9,23 @@ our server; a selection also against Open vSwitch's ovsdb-server.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from srvhelp import HWVTEP, MISSING_OVS, RunningServer, Rpc, needs_ovs, normalize_output, \
-    start_server
+from srvhelp import (
+    HWVTEP,
+    MISSING_OVS,
+    UUID_RE,
+    Rpc,
+    RunningServer,
+    needs_ovs,
+    normalize_output,
+    start_server,
+)
 
 pytestmark = [pytest.mark.ovs, needs_ovs]
 
@@ -43,8 +52,17 @@ def reset(srv: RunningServer, with_global: bool = True) -> None:
                 "error" not in r for r in reply["result"]), reply
 
 
+_HTML_ANCHOR = re.compile(r'(<a (?:name|href)="#?<\d+>">)[0-9a-f]{8}</a>')
+
+
+def normalize(text: str, srv: RunningServer) -> str:
+    """UUIDs numbered in order of appearance, log prefixes and paths masked, and the
+    8-digit UUID prefixes of HTML anchors (ours and theirs name different rows)."""
+    return _HTML_ANCHOR.sub(r"\1<prefix></a>", normalize_output(text, srv))
+
+
 def run_tool(srv: RunningServer, tool: str, args: list[str],
-             extra_env: dict[str, str] | None = None) -> Result:
+             extra_env: dict[str, str] | None = None, raw: bool = False) -> Result:
     if tool == "vtep-ctl":
         cmd = ["vtep-ctl", "-vreconnect:emer", f"--db={srv.unix}", *args]
     else:
@@ -53,7 +71,9 @@ def run_tool(srv: RunningServer, tool: str, args: list[str],
     if extra_env:
         env.update(extra_env)
     cp = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
-    return (normalize_output(cp.stdout, srv), normalize_output(cp.stderr, srv), cp.returncode)
+    if raw:
+        return cp.stdout, cp.stderr, cp.returncode
+    return normalize(cp.stdout, srv), normalize(cp.stderr, srv), cp.returncode
 
 
 UNORDERED = "@unordered"
@@ -69,10 +89,12 @@ def unordered(*args: str) -> Step:
 
 
 def _sort_records(text: str) -> str:
+    def key(b: str) -> str:
+        return UUID_RE.sub("", b)
     blocks = text.split("\n\n")
     if len(blocks) > 1:
-        return "\n\n".join(sorted(b.strip("\n") for b in blocks))
-    return "\n".join(sorted(text.splitlines()))
+        return "\n\n".join(sorted((b.strip("\n") for b in blocks), key=key))
+    return "\n".join(sorted(text.splitlines(), key=key))
 
 
 def run_both(srv: RunningServer, steps: list[Step], with_global: bool = True
@@ -83,8 +105,8 @@ def run_both(srv: RunningServer, steps: list[Step], with_global: bool = True
         results = []
         for s in steps:
             if s and s[0] == UNORDERED:
-                o, e, rc = run_tool(srv, tool, s[1:])
-                results.append((_sort_records(o), e, rc))
+                o, e, rc = run_tool(srv, tool, s[1:], raw=True)
+                results.append((normalize(_sort_records(o), srv), normalize(e, srv), rc))
             else:
                 results.append(run_tool(srv, tool, s))
         out[tool] = results
@@ -97,8 +119,8 @@ def assert_same(srv: RunningServer, steps: list[Step], with_global: bool = True)
         assert o == r, f"step {step}:\n vtep-ctl: {r}\n ours:     {o}"
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+def start_servers() -> Iterator[dict[str, RunningServer]]:
+    """Our server and (when installed) Open vSwitch's, stopped when the caller is done."""
     import shutil
     import tempfile
 
@@ -113,6 +135,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runn
         for s in started.values():
             s.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, RunningServer]]:
+    yield from start_servers()
 
 
 # --- scenario building blocks (after the checks of Open vSwitch's vtep-ctl tests) ------

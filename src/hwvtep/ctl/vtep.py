@@ -92,12 +92,19 @@ class View:
     # --- reading helpers ---------------------------------------------------------------
 
     def refs(self, row: Row, column: str, table: str) -> list[Row]:
-        """The rows a reference set column points to that exist (the IDL drops others)."""
+        """The rows a reference column points to, as vtep-ctl's IDL resolves them.
+
+        References to rows missing from the database are dropped. A row this run deleted
+        is still reached through a column the run did not rewrite (the IDL parsed it
+        before the deletion), but not through one it rewrote.
+        """
         col = row.table.columns[column]
+        rows = self.idl.tables.get(table, {})
+        written = column in row.new
         out = []
         for u in row.get(col):
-            r = self.idl.row(table, u)
-            if r is not None:
+            r = rows.get(u)
+            if r is not None and not (written and r.deleted):
                 out.append(r)
         return out
 
@@ -196,8 +203,6 @@ class View:
             if uuid in seen:
                 return seen[uuid]
             r = locators.get(uuid)
-            if r is not None and r.deleted:
-                r = None
             seen[uuid] = r
             if r is not None:
                 key = f"{r.string('encapsulation_type')}+{r.string('dst_ip')}"
@@ -740,7 +745,7 @@ def _list_macs(ctx: Context, local: bool) -> None:
         text = where.get(uuid, "")
         if text == "":
             ploc = loc_rows.get(uuid)
-            text = where[uuid] = (None if ploc is None or ploc.deleted else
+            text = where[uuid] = (None if ploc is None else
                                   f"{ploc.string('encapsulation_type')}/"
                                   f"{ploc.string('dst_ip')}")
         if text is not None:

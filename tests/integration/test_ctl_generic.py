@@ -1,0 +1,413 @@
+"""`hwvtep ctl` against vtep-ctl: the generic database commands and every output format.
+
+In the spirit of Open vSwitch's ovs-vsctl tests (written here for the hardware_vtep
+schema): list, find (every comparison operator), get, set, add, remove, clear, create
+(with --id), destroy (with --all), wait-until and comment, with table/column
+abbreviations, record look-up by name, ".", or UUID prefix, the error messages, and each
+--format / --data combination. Same method as test_ctl_vtep: both tools, same server,
+every step's stdout, stderr and exit status compared.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from srvhelp import HWVTEP, MISSING_OVS, RunningServer, needs_ovs
+from test_ctl_vtep import Step, assert_same, each, reset, run_tool, start_servers, unordered
+
+pytestmark = [pytest.mark.ovs, needs_ovs]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, RunningServer]]:
+    yield from start_servers()
+
+SETUP = [
+    ["add-ls", "ls1"],
+    ["set", "Logical_Switch", "ls1", "description=first", "tunnel_key=5",
+     "other_config:a=1", 'other_config:b="x y"', "other_config:c=\u00e9t\u00e9"],
+    ["add-ps", "ps1"],
+    ["set", "Physical_Switch", "ps1", "management_ips=[10.0.0.1,10.0.0.2]",
+     'description="quoted, with \\"escapes\\" and \\n"'],
+    ["add-port", "ps1", "p1"],
+]
+
+FORMATS = [[f"--format={f}", *d] for f in ("list", "table", "csv", "html", "json")
+           for d in ([], ["--data=bare"], ["--data=json"], ["--no-headings"])]
+
+SCENARIOS: dict[str, list[Step]] = {
+    "list in every format": [
+        *SETUP,
+        *[[*f, "list", "Logical_Switch"] for f in FORMATS],
+        *[[*f, "list", "Physical_Switch", "ps1"] for f in FORMATS],
+        ["--pretty", "--format=json", "list", "Logical_Switch"],
+        ["--bare", "list", "Logical_Switch"],
+        ["--format=table", "--max-column-width=8", "--columns=name,other_config,tunnel_key",
+         "list", "Logical_Switch"],
+        ["--format=table", "--max-column-width=3", "--no-headings", "--columns=name,"
+         "description,management_ips", "list", "Physical_Switch"],
+        ["--columns=name,other_config,_uuid", "list", "Logical_Switch"],
+        ["--columns=name", "--format=csv", "list", "Logical_Switch", "ls1"],
+        ["--columns=", "list", "Logical_Switch"],
+        ["--columns=bogus", "list", "Logical_Switch"],
+        ["list", "Logical_Switch", "nope"],
+        ["--if-exists", "list", "Logical_Switch", "nope", "ls1"],
+        ["list", "Manager"],
+        ["--format=table", "list", "Manager"],
+        ["--format=json", "list", "Manager"],
+        ["--format=html", "list", "Manager"],
+        ["--format=csv", "list", "Manager"],
+        # several tables in one run: separated by a blank line (not in json or html)
+        *[[*f, "list", "Manager", "--", "list", "Logical_Switch", "--", "list-ls"]
+          for f in FORMATS[::4]],
+    ],
+    "get": [
+        *SETUP,
+        ["get", "Logical_Switch", "ls1", "name", "description", "tunnel_key", "other_config",
+         "replication_mode"],
+        ["get", "Logical_Switch", "ls1", "other_config:a", "other_config:b",
+         "other_config:c"],
+        ["get", "Logical_Switch", "ls1", "other_config:zz"],
+        ["--if-exists", "get", "Logical_Switch", "ls1", "other_config:zz", "name"],
+        ["get", "Logical_Switch", "ls1", "name:x"],
+        ["get", "Logical_Switch", "ls1", "nam"],
+        ["get", "Logical_Switch", "ls1", "_uuid", "-uuid", "_UUID"],
+        ["get", "logical_switch", "ls1", "NAME", "Tunnel-Key"],
+        ["get", "Log", "ls1", "name"],
+        ["get", "Logical_Sw", "ls1", "name"],
+        ["get", "Bogus", "ls1", "name"],
+        ["get", "Logical_Switch", "ls1", "bogus"],
+        ["get", "Logical_Switch", "ls1", ":x"],
+        ["get", "Logical_Switch", "ls1", "name=x"],
+        ["get", "Logical_Switch", "nope", "name"],
+        ["--if-exists", "get", "Logical_Switch", "nope", "name"],
+        ["--if-exists", "--id=@x", "get", "Logical_Switch", "ls1"],
+        ["--id=x", "get", "Logical_Switch", "ls1"],
+        ["get", "Global", ".", "switches"],
+        ["get", "Physical_Switch", "ps1", "management_ips", "description", "ports"],
+        ["--oneline", "get", "Physical_Switch", "ps1", "management_ips", "description",
+         "--", "get", "Logical_Switch", "ls1", "name"],
+        ["get", "Physical_Port", "p1", "name"],
+        ["get", "Physical_Locator", ".", "dst_ip"],
+        ["get", "Logical_Switch", "ls1"],
+        ["get", "Logical_Switch"],
+    ],
+    "find": [
+        *SETUP,
+        ["add-ls", "ls2"],
+        ["set", "Logical_Switch", "ls2", "tunnel_key=7", "other_config:a=2"],
+        ["add-ls", "ls3"],
+        *[unordered("--columns=name", "find", "Logical_Switch", f"tunnel_key{op}{v}")
+          for op in ("=", "!=", "<", ">", "<=", ">=", "{=}", "{!=}", "{<}", "{>}", "{<=}",
+                     "{>=}", "{in}", "{not-in}")
+          for v in ("5", "[]", "[5,7]")],
+        *[unordered("--columns=name", "find", "Logical_Switch", f"other_config:a{op}{v}")
+          for op in ("=", "!=", "<", ">", "{=}", "{!=}", "{<=}", "{>=}", "{in}")
+          for v in ("1", "2", "[]")],
+        *[unordered("--columns=name", "find", "Logical_Switch", f"other_config{op}{v}")
+          for op in ("=", "{<=}", "{>=}", "{>}")
+          for v in ("{}", "{a=1}", '{a=1,b="x y",c=été}')],
+        ["--columns=name", "find", "Logical_Switch", "name=ls1", "tunnel_key=5"],
+        ["--columns=name", "find", "Logical_Switch", "name=ls1", "tunnel_key=6"],
+        unordered("--columns=name", "find", "Logical_Switch", "name>ls1"),
+        ["--columns=name", "find", "Physical_Switch", "management_ips{>=}10.0.0.1"],
+        ["--columns=name", "find", "Physical_Switch", "management_ips=[10.0.0.2,10.0.0.1]"],
+        ["--columns=name", "find", "Physical_Switch", "management_ips{<}[10.0.0.1]"],
+        ["find", "Logical_Switch", "tunnel_key"],
+        ["find", "Logical_Switch", "tunnel_key=x"],
+        ["find", "Logical_Switch", "name:k=1"],
+        ["find", "Logical_Switch", "bogus=1"],
+        ["find", "Logical_Switch", "name=[]"],
+        ["find", "Logical_Switch", "tunnel_key=[1,2]"],
+        ["find", "Manager", "target=x"],
+        ["find", "Manager", "bogus=x"],
+        ["--format=table", "--columns=name,tunnel_key", "find", "Logical_Switch",
+         "name=ls1"],
+    ],
+    "set": [
+        *SETUP,
+        ["set", "Logical_Switch", "ls1", "tunnel_key=[]", "description=x"],
+        ["get", "Logical_Switch", "ls1", "tunnel_key", "description"],
+        ["set", "Logical_Switch", "ls1", "other_config:a=9", "--", "get",
+         "Logical_Switch", "ls1", "other_config"],
+        ["set", "Logical_Switch", "ls1", "other_config:a=10"],
+        ["get", "Logical_Switch", "ls1", "other_config"],
+        ["set", "Logical_Switch", "ls1", "other_config={}"],
+        ["get", "Logical_Switch", "ls1", "other_config"],
+        ["set", "Logical_Switch", "ls1", "replication_mode=bogus"],
+        ["set", "Logical_Switch", "ls1", "replication_mode=source_node"],
+        ["set", "Logical_Switch", "ls1", "tunnel_key=abc"],
+        ["set", "Logical_Switch", "ls1", "tunnel_key=1-3"],
+        ["set", "Logical_Switch", "ls1", "tunnel_key=[1,2]"],
+        ["set", "Logical_Switch", "ls1", "name="],
+        ["set", "Logical_Switch", "ls1", 'name="unterminated'],
+        ["set", "Logical_Switch", "ls1", 'name="bad \\q escape"'],
+        ["set", "Logical_Switch", "ls1", "name:k=v"],
+        ["set", "Logical_Switch", "ls1", "name"],
+        ["set", "Logical_Switch", "ls1", "other_config={a}"],
+        ["set", "Logical_Switch", "ls1", "other_config={a=1,a=2}"],
+        ["set", "Logical_Switch", "ls1", "other_config={a=1} x"],
+        ["set", "Logical_Switch", "ls1", "other_config=a=1,b=2"],
+        ["set", "Logical_Switch", "ls1", "other_config=[a=1]"],
+        ["set", "Physical_Switch", "ps1", "management_ips=[a,a]"],
+        ["set", "Physical_Switch", "ps1", "management_ips=a b, c"],
+        ["set", "Physical_Switch", "ps1", "management_ips=["],
+        ["set", "Physical_Switch", "ps1", "management_ips="],
+        ["set", "Physical_Switch", "ps1", "management_ips=a\\"],
+        ["get", "Physical_Switch", "ps1", "management_ips"],
+        ["set", "Physical_Port", "p1", "vlan_bindings:5000=@x"],
+        ["set", "Physical_Port", "p1", "vlan_bindings:5=00000000-0000-0000-0000-000000000000"],
+        ["set", "Global", ".", "other_config:x=y", "other_config:x=z"],
+        ["get", "Global", ".", "other_config"],
+        ["--if-exists", "set", "Logical_Switch", "nope", "name=x"],
+        ["set", "Logical_Switch", "nope", "name=x"],
+        ["set", "Logical_Switch", "ls1", "bogus=1"],
+        ["set", "Manager", "x", "target=y"],
+    ],
+    "read-only columns": [
+        *SETUP,
+        ["add-ucast-remote", "ls1", "00:00:00:00:00:01", "10.1.1.1"],
+        ["set", "Physical_Locator", ".", "dst_ip=1.1.1.1"],
+        ["clear", "Physical_Locator", ".", "tunnel_key"],
+        ["add", "Physical_Locator", ".", "tunnel_key", "5"],
+        ["set", "Physical_Locator", ".", "tunnel_key=5"],
+        ["get", "Physical_Locator", ".", "tunnel_key", "dst_ip", "encapsulation_type"],
+    ],
+    "add and remove": [
+        *SETUP,
+        ["add", "Physical_Switch", "ps1", "management_ips", "10.0.0.3", "10.0.0.1"],
+        ["get", "Physical_Switch", "ps1", "management_ips"],
+        ["add", "Physical_Switch", "ps1", "management_ips", "[10.0.0.4, 10.0.0.5]", "--",
+         "get", "Physical_Switch", "ps1", "management_ips"],
+        ["remove", "Physical_Switch", "ps1", "management_ips", "10.0.0.1", "9.9.9.9"],
+        ["get", "Physical_Switch", "ps1", "management_ips"],
+        ["add", "Logical_Switch", "ls1", "other_config", "a=2", "d=4"],
+        ["get", "Logical_Switch", "ls1", "other_config"],
+        ["add", "Logical_Switch", "ls1", "other_config", "a=3", "--", "get",
+         "Logical_Switch", "ls1", "other_config"],
+        ["remove", "Logical_Switch", "ls1", "other_config", "a"],
+        ["remove", "Logical_Switch", "ls1", "other_config", "b=wrong", 'b="x y"'],
+        ["get", "Logical_Switch", "ls1", "other_config"],
+        ["remove", "Logical_Switch", "ls1", "other_config", "{}"],
+        ["remove", "Logical_Switch", "ls1", "other_config", "="],
+        ["add", "Logical_Switch", "ls1", "tunnel_key", "6", "--", "get", "Logical_Switch",
+         "ls1", "tunnel_key"],
+        ["add", "Logical_Switch", "ls1", "tunnel_key", "6", "7"],
+        ["remove", "Logical_Switch", "ls1", "name", "ls1"],
+        ["remove", "Logical_Switch", "ls1", "tunnel_key", "5", "--", "get",
+         "Logical_Switch", "ls1", "tunnel_key"],
+        ["add", "Logical_Switch", "ls1", "bogus", "1"],
+        ["add", "Logical_Switch", "ls1", "tunnel_key", "x"],
+        ["remove", "Logical_Switch", "ls1", "tunnel_key", "x"],
+        ["--if-exists", "add", "Logical_Switch", "nope", "tunnel_key", "1"],
+        ["--if-exists", "remove", "Logical_Switch", "nope", "tunnel_key", "1"],
+    ],
+    "clear": [
+        *SETUP,
+        ["clear", "Logical_Switch", "ls1", "other_config", "tunnel_key", "--", "get",
+         "Logical_Switch", "ls1", "other_config", "tunnel_key"],
+        ["clear", "Logical_Switch", "ls1", "description"],
+        ["clear", "Logical_Switch", "ls1", "bogus"],
+        ["--if-exists", "clear", "Logical_Switch", "nope", "description"],
+        ["clear", "Logical_Switch", "nope", "description"],
+    ],
+    "create": [
+        *SETUP,
+        ["create", "Logical_Switch", "name=ls9", "description=new"],
+        ["list-ls"],
+        ["--id=@m", "create", "Manager", "target=tcp:1.2.3.4", "--", "add", "Global", ".",
+         "managers", "@m"],
+        ["get-manager"],
+        ["create", "Manager", "target=tcp:9.9.9.9"],
+        ["get-manager"],
+        ["--id=@m", "create", "Manager", "target=tcp:9.9.9.8"],
+        ["--id=@m", "create", "Manager", "target=tcp:9.9.9.8", "--", "--id=@m", "create",
+         "Manager", "target=tcp:9.9.9.7"],
+        ["--id=m", "create", "Manager", "target=tcp:9.9.9.8"],
+        ["add", "Global", ".", "managers", "@nope"],
+        ["--id=@ls", "get", "Logical_Switch", "ls1", "--", "create", "Physical_Port",
+         "name=p9", "vlan_bindings:7=@ls", "--", "add", "Physical_Switch", "ps1", "ports",
+         "@p", "--", "--id=@p", "get", "Physical_Port", "p9"],
+        ["--id=@p", "create", "Physical_Port", "name=p9", "vlan_bindings:7=@ls", "--",
+         "add", "Physical_Switch", "ps1", "ports", "@p", "--", "--id=@ls", "get",
+         "Logical_Switch", "ls1"],
+        ["--id=@ls", "get", "Logical_Switch", "ls1", "--", "--id=@p", "create",
+         "Physical_Port", "name=p9", "vlan_bindings:7=@ls", "--", "add", "Physical_Switch",
+         "ps1", "ports", "@p"],
+        ["list-ports", "ps1"],
+        ["list-bindings", "ps1", "p9"],
+        ["create", "Logical_Switch", "name=ls1"],
+        ["create", "Logical_Switch", "bogus=1"],
+        ["create", "Bogus", "name=x"],
+        ["--id=11111111-2222-3333-4444-555555555555", "create", "Logical_Switch",
+         "name=fixed"],
+        ["get", "Logical_Switch", "fixed", "_uuid"],
+        ["--dry-run", "create", "Logical_Switch", "name=dry"],
+        ["list-ls"],
+    ],
+    "destroy": [
+        *SETUP,
+        ["add-ls", "ls2"],
+        ["add-ls", "ls3"],
+        ["destroy", "Logical_Switch", "ls2"],
+        ["list-ls"],
+        ["destroy", "Logical_Switch", "nope"],
+        ["--if-exists", "destroy", "Logical_Switch", "nope", "ls3"],
+        ["list-ls"],
+        ["destroy", "Logical_Switch"],
+        ["--all", "destroy", "Logical_Switch", "ls1"],
+        ["--all", "--if-exists", "destroy", "Logical_Switch"],
+        ["destroy", "Logical_Switch", "ls1"],
+        ["--all", "destroy", "Manager"],
+        ["destroy", "Physical_Port", "p1"],
+        ["list-ports", "ps1"],
+        ["destroy", "Physical_Switch", "ps1", "--", "list-ps"],
+        ["list-ps"],
+        ["--all", "destroy", "Logical_Switch"],
+        ["list-ls"],
+    ],
+    "wait-until satisfied and comment": [
+        *SETUP,
+        ["wait-until", "Logical_Switch", "ls1", "tunnel_key=5", "name=ls1"],
+        ["wait-until", "Logical_Switch", "ls1"],
+        ["wait-until", "Logical_Switch", "ls1", "bogus=5"],
+        ["wait-until", "Logical_Switch", "ls1", "tunnel_key=x"],
+        ["comment", "anything", "--", "list-ls"],
+        ["comment"],
+    ],
+    "records": [
+        *SETUP,
+        ["add-ps", "ps2"],
+        ["add-port", "ps2", "p1"],
+        ["list", "Physical_Port", "p1"],
+        ["get", "Global", ".", "other_config"],
+        ["list", "Physical_Switch", "."],
+        ["list", "Physical_Switch", "ps1", "ps1"],
+        ["get", "Manager", "tcp:1.2.3.4", "target"],
+        ["list", "Logical_Switch", "00000000-0000-0000-0000-000000000000"],
+        ["list", "Logical_Switch", "0000"],
+        ["list", "Logical_Switch", "000"],
+    ],
+    "oneline and dry-run": [
+        *SETUP,
+        ["--oneline", "get", "Physical_Switch", "ps1", "description", "--", "list-ls", "--",
+         "get", "Logical_Switch", "ls1", "other_config:b"],
+        ["--dry-run", "add-ls", "dry", "--", "list-ls"],
+        ["list-ls"],
+        ["--dry-run", "set", "Logical_Switch", "ls1", "description=dry"],
+        ["get", "Logical_Switch", "ls1", "description"],
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_same_as_vtep_ctl(servers: dict[str, RunningServer], name: str) -> None:
+    assert_same(servers["hwvtep"], SCENARIOS[name])
+
+
+@pytest.mark.parametrize("name", ["list in every format", "find", "create", "add and remove"])
+def test_same_as_vtep_ctl_on_ovsdb_server(servers: dict[str, RunningServer],
+                                          name: str) -> None:
+    if "ovs" not in servers:
+        pytest.skip(f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
+    assert_same(servers["ovs"], SCENARIOS[name])
+
+
+def test_several_rows(servers: dict[str, RunningServer]) -> None:
+    steps = [*each("add-ls a", "add-ls b", "add-ls c", "add-ps x", "add-ps y"),
+             unordered("list", "Logical_Switch"),
+             unordered("--columns=name", "find", "Logical_Switch", "name!=b"),
+             unordered("--bare", "--columns=name", "list", "Physical_Switch"),
+             unordered("--format=csv", "--no-headings", "--columns=name", "list",
+                       "Logical_Switch")]
+    assert_same(servers["hwvtep"], steps)
+
+
+def test_row_order_same_as_vtep_ctl_on_the_same_database(
+        servers: dict[str, RunningServer]) -> None:
+    """Both tools read the same rows: they list them in the same order (vtep-ctl's IDL
+    order, which `hwvtep ctl` reproduces for rows as our server sends them)."""
+    srv = servers["hwvtep"]
+    reset(srv)
+    for i in range(12):
+        run_tool(srv, "vtep-ctl", ["add-lr", f"lr{i}"])
+        run_tool(srv, "vtep-ctl", ["add-ls", f"ls{i}"])
+    run_tool(srv, "vtep-ctl", ["set", "Logical_Switch", "ls3", "tunnel_key=3"])
+    for args in (["list", "Logical_Router"], ["--columns=name", "find", "Logical_Switch"],
+                 ["--columns=name", "find", "Logical_Switch", "name!=ls5"],
+                 ["--format=table", "list", "Logical_Switch"]):
+        assert run_tool(srv, "hwvtep", args) == run_tool(srv, "vtep-ctl", args), args
+
+
+def _uuid_of(srv: RunningServer, tool: str, table: str, name: str) -> str:
+    out, err, rc = run_tool(srv, tool, ["--bare", "--columns=_uuid", "find", table,
+                                        f"name={name}"])
+    del out, err, rc
+    cp = subprocess.run([HWVTEP, "ctl", f"--db={srv.unix}", "get", table, name, "_uuid"],
+                        capture_output=True, text=True, env=srv.env, timeout=30)
+    return cp.stdout.strip()
+
+
+def test_uuid_and_prefix_lookup(servers: dict[str, RunningServer]) -> None:
+    srv = servers["hwvtep"]
+    results = {}
+    for tool in ("vtep-ctl", "hwvtep"):
+        reset(srv)
+        run_tool(srv, tool, ["add-ls", "ls1"])
+        u = _uuid_of(srv, tool, "Logical_Switch", "ls1")
+        steps = [["get", "Logical_Switch", u, "name"],
+                 ["get", "Logical_Switch", u.upper(), "name"],
+                 ["get", "Logical_Switch", u[:4], "name"],
+                 ["get", "Logical_Switch", u[:8], "name"],
+                 ["get", "Logical_Switch", u[:3], "name"],
+                 ["get", "Logical_Switch", u[:6].upper(), "name"]]
+        results[tool] = [tuple(x.replace(u[:6].upper(), "<P>").replace(u[:3], "<p>")
+                               if isinstance(x, str) else x for x in run_tool(srv, tool, s))
+                         for s in steps]
+    assert results["hwvtep"] == results["vtep-ctl"]
+
+
+def test_wait_until_waits_for_a_change(servers: dict[str, RunningServer]) -> None:
+    srv = servers["hwvtep"]
+    for tool in ("vtep-ctl", "hwvtep"):
+        reset(srv)
+        cmd = (["vtep-ctl", "-vreconnect:emer"] if tool == "vtep-ctl" else [HWVTEP, "ctl"])
+        waiter = subprocess.Popen(
+            [*cmd, f"--db={srv.unix}", "wait-until", "Logical_Switch", "lsw",
+             "tunnel_key=9", "--", "get", "Logical_Switch", "lsw", "description"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=srv.env)
+        try:
+            time.sleep(0.5)
+            assert waiter.poll() is None, waiter.communicate()
+            run_tool(srv, tool, ["add-ls", "lsw"])
+            time.sleep(0.3)
+            assert waiter.poll() is None, waiter.communicate()
+            run_tool(srv, tool, ["set", "Logical_Switch", "lsw", "tunnel_key=9",
+                                 "description=done"])
+            out, err = waiter.communicate(timeout=20)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.wait()
+        assert (out, err, waiter.returncode) == ("done\n", "", 0), tool
+
+
+def test_timeout_kills_like_vtep_ctl(servers: dict[str, RunningServer]) -> None:
+    srv = servers["hwvtep"]
+    reset(srv)
+    ref = run_tool(srv, "vtep-ctl", ["-t", "1", "wait-until", "Logical_Switch", "never"])
+    ours = run_tool(srv, "hwvtep", ["-t", "1", "wait-until", "Logical_Switch", "never"])
+    assert ours == ref
+    assert ref[2] == -14
+
+
+def test_ovs_ctl_timeout_variable(servers: dict[str, RunningServer]) -> None:
+    srv = servers["hwvtep"]
+    reset(srv)
+    args = ["wait-until", "Logical_Switch", "never"]
+    ref = run_tool(srv, "vtep-ctl", args, {"OVS_CTL_TIMEOUT": "1"})
+    ours = run_tool(srv, "hwvtep", args, {"OVS_CTL_TIMEOUT": "1"})
+    assert ours == ref
