@@ -334,6 +334,12 @@ class Runner:
     def connect(self) -> None:
         from hwvtep.ctl import rpc
 
+        if any(t.strip().startswith("ssl:") for t in self.db.split(",")):
+            o = rpc.ssl_options
+            for value, what in ((o.private_key, "Private key"), (o.certificate, "Certificate"),
+                                (o.ca_cert, "CA certificate")):
+                if not value:
+                    _LOG.log("stream_ssl", "err", f"{what} must be configured to use SSL")
         try:
             self.session = rpc.Session(self.db)
         except rpc.ConnectionFailed as e:
