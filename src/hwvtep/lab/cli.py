@@ -7,6 +7,7 @@
     hwvtep lab shell NODE         interactive shell inside a node
     hwvtep lab ping A B           ICMP echo from A to B; the exit status tells
     hwvtep lab graph [FILE|NAME]  Mermaid, Graphviz dot or a standalone HTML page
+    hwvtep lab walkthrough [FILE] the reference HW VTEP walkthrough, step by step, checked
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("source", nargs="?", help="topology FILE or lab NAME (default: the lab up)")
     s.add_argument("-f", "--format", choices=("mermaid", "dot", "html"), default="mermaid")
     s.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+
+    s = sub.add_parser("walkthrough", parents=[common],
+                       help="bring the walkthrough lab up and run its steps, checked")
+    s.add_argument("file", type=Path, nargs="?",
+                   help="topology (default: the bundled examples/walkthrough.yaml)")
+    s.add_argument("--client", default="hwvtep ovsdb-client", metavar="CMD",
+                   help="the OVSDB client the controller uses (default: %(default)s; "
+                        "e.g. ovsdb-client, Open vSwitch's)")
     return p
 
 
@@ -96,7 +105,8 @@ def main(argv: list[str]) -> int:
 def _up(args: argparse.Namespace) -> int:
     from hwvtep.lab import netns
 
-    topo = load_file(args.file)  # refuse a bad file before anything exists
+    # refuse a bad file (or one naming programs that are not there) before anything exists
+    topo = load_file(args.file, tools=netns.find_tool)
     _need_root()
     text = Path(args.file).read_text(encoding="utf-8")
     root = _root(args)
@@ -123,9 +133,13 @@ def _up(args: argparse.Namespace) -> int:
 
 def node_table(topo: Topology, state: LabState | None) -> str:
     """NODE / KIND / INTERFACE / ADDRESS / MAC / OVSDB, one row per interface."""
+    from hwvtep.lab.netns import DB_SOCKET, node_dir
+
     rows = [("NODE", "KIND", "INTERFACE", "ADDRESSES", "MAC", "OVSDB")]
     for node in topo.nodes:
         endpoints = list(topo.ovsdb_endpoints(node))
+        if node.kind == "hwvtep" and state is not None:
+            endpoints.append(f"unix:{node_dir(state, node.name) / DB_SOCKET}")
         roles: dict[str, str] = {}
         for net in node.networks:
             for port in net.ports:
@@ -144,6 +158,18 @@ def node_table(topo: Topology, state: LabState | None) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]
     if state is not None:
+        for node in topo.nodes:
+            if node.kind != "hwvtep":
+                continue
+            pids = {}
+            for name in ("ovsdb-server", "agent"):
+                obj = state.find("process", node=node.name, name=name)
+                pids[name] = obj.get("pid") if obj is not None else None
+            lines.append(f"{node.name}: hwvtep ovsdb-server (pid {pids['ovsdb-server']}) "
+                         f"serves hardware_vtep; hwvtep agent (pid {pids['agent']}) serves "
+                         f"physical switch {node.switch_name} "
+                         f"(ports {', '.join(node.physical_ports) or 'none'}); "
+                         f"`hwvtep lab exec {node.name} -- hwvtep ctl show` talks to it")
         lines.append(f"namespaces: {state.prefix}<node>   "
                      f"(e.g. hwvtep lab exec {topo.nodes[0].name} -- ip addr)")
     return "\n".join(lines)
@@ -238,5 +264,14 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _walkthrough(args: argparse.Namespace) -> int:
+    from hwvtep.lab import walkthrough
+
+    if args.file is not None:
+        load_file(args.file)  # a bad file is refused before root is asked for
+    _need_root()
+    return walkthrough.run(args.file, root=_root(args), client=args.client)
+
+
 _VERBS = {"up": _up, "down": _down, "status": _status, "exec": _exec, "shell": _shell,
-          "ping": _ping, "graph": _graph}
+          "ping": _ping, "graph": _graph, "walkthrough": _walkthrough}

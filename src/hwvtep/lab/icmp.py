@@ -12,6 +12,7 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -126,3 +127,72 @@ def ping(netns: str, target: IPAddress, *, count: int = 3, interval: float = 0.2
     finally:
         sock.close()
     return result
+
+
+class Prober:
+    """Echo requests every `interval` s from a background thread, until :meth:`stop`.
+
+    Measures how long a change takes to make a target reachable: start it, make the
+    change, then :meth:`wait_first` returns the monotonic time of the first reply.
+    """
+
+    def __init__(self, netns: str, target: IPAddress, *, interval: float = 0.01) -> None:
+        self.target = target
+        self.interval = interval
+        self.result = PingResult(target)
+        self.first_reply: float | None = None
+        self._v6 = target.version == 6
+        family = socket.AF_INET6 if self._v6 else socket.AF_INET
+        proto = socket.IPPROTO_ICMPV6 if self._v6 else socket.IPPROTO_ICMP
+        self._sock = pr_netns.create_socket(netns, family, socket.SOCK_RAW, proto, flags=0)
+        self._sock.setblocking(False)
+        self._ident = (os.getpid() ^ int(time.monotonic_ns()) ^ 0x5A5A) & 0xFFFF
+        self._stopping = threading.Event()
+        self._replied = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="icmp-prober", daemon=True)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def wait_first(self, timeout: float) -> float | None:
+        """The monotonic time of the first reply, or None if none came within `timeout`."""
+        self._replied.wait(timeout)
+        return self.first_reply
+
+    def stop(self) -> PingResult:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._sock.close()
+        return self.result
+
+    def _run(self) -> None:
+        next_send = time.monotonic()
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= next_send:
+                seq = (self.result.sent + 1) & 0xFFFF
+                with contextlib.suppress(OSError):  # unreachable for now: keep trying
+                    self._sock.sendto(echo_request(self._ident, seq, bytes(56), v6=self._v6),
+                                      (str(self.target), 0))
+                self.result.sent += 1
+                next_send = now + self.interval
+            readable, _, _ = select.select([self._sock], [], [], max(next_send - now, 0.0))
+            if not readable:
+                continue
+            while True:
+                try:
+                    packet, addr = self._sock.recvfrom(65535)
+                except (BlockingIOError, OSError):
+                    break
+                if parse_echo_reply(packet, self._ident, v6=self._v6) is None \
+                        or addr[0].split("%")[0] != str(self.target):
+                    continue
+                self.result.received += 1
+                if self.first_reply is None:
+                    self.first_reply = time.monotonic()
+                    self._replied.set()

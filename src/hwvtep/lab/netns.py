@@ -14,7 +14,9 @@ Safety rules this module keeps:
 
 Daemons run through a small "process in a namespace" facility (:func:`spawn_in_netns`,
 :func:`stop_process`, :func:`is_running`) with a pidfile and a log under the lab
-directory.
+directory. An hwvtep node gets two of them, `hwvtep ovsdb-server` (its hardware_vtep
+database, files in ``<lab dir>/<node>/``) and `hwvtep agent`; `up` returns once the
+database answers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +41,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from hwvtep.lab import state as st
 from hwvtep.lab.state import LabError, LabState, Obj
-from hwvtep.lab.topology import VXLAN_PORT, Link, Node, Topology
+from hwvtep.lab.topology import VXLAN_PORT, Link, Node, Topology, parse
 
 NETNS_DIR = Path("/run/netns")
 IFA_F_NODAD = 0x02
@@ -231,6 +236,100 @@ def find_tagged_processes(tag: str) -> list[int]:
     return found
 
 
+# --------------------------------------------------------------------------- tools
+
+
+def hwvtep_command() -> str | None:
+    """The `hwvtep` program of this installation (the one next to our interpreter first)."""
+    sibling = Path(sys.executable).with_name("hwvtep")
+    if os.access(sibling, os.X_OK):
+        return str(sibling)
+    return shutil.which("hwvtep")
+
+
+def find_tool(name: str) -> str | None:
+    """Where a program `up` starts is found (for :func:`hwvtep.lab.topology.parse`)."""
+    return hwvtep_command() if name == "hwvtep" else shutil.which(name)
+
+
+def node_env(state: LabState, node: str) -> dict[str, str]:
+    """Environment of commands run in a node: hwvtep on PATH, and for an hwvtep node its
+    database as the default of `hwvtep ctl` ($HWVTEP_DB) and of vtep-ctl ($OVS_RUNDIR);
+    for a controller, its first target's OVSDB endpoint."""
+    env = {"HWVTEP_LAB": state.lab, "HWVTEP_LAB_NODE": node}
+    program = hwvtep_command()
+    path = os.environ.get("PATH", os.defpath)
+    if program is not None:
+        bindir = str(Path(program).parent)
+        if bindir not in path.split(os.pathsep):
+            path = bindir + os.pathsep + path
+    env["PATH"] = path
+    topo = state.topology()
+    spec = topo.node(node)
+    if spec.kind == "hwvtep":
+        rundir = node_dir(state, node)
+        env.update(HWVTEP_DB=f"unix:{rundir / DB_SOCKET}", OVS_RUNDIR=str(rundir))
+    elif spec.kind == "controller":
+        for target in spec.targets:
+            tcp = [e for e in topo.ovsdb_endpoints(topo.node(target)) if e.startswith("tcp:")]
+            if tcp:
+                env["HWVTEP_DB"] = tcp[0]
+                break
+    return env
+
+
+# --------------------------------------------------------------------------- hwvtep nodes
+
+DB_FILE = "vtep.db"
+DB_SOCKET = "db.sock"
+UNIXCTL = "ovsdb-server.ctl"
+READY_TIMEOUT = 15.0
+
+
+def node_dir(state: LabState, node: str) -> Path:
+    """Where an hwvtep node's database, its socket and its control socket live."""
+    return state.directory / node
+
+
+def wait_for_socket(path: Path, obj: Obj, timeout: float = READY_TIMEOUT) -> None:
+    """Until the daemon of `obj` accepts connections on the unix socket `path`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(str(path))
+                return
+            except OSError:
+                pass
+        if not is_running(int(obj["pid"]), int(obj["start_time"])):
+            raise LabError(f"daemon {obj['node']}/{obj['name']} ({' '.join(obj['argv'])}) "
+                           f"exited before it listened on {path}{_tail(Path(str(obj['log'])))}")
+        if time.monotonic() > deadline:
+            raise LabError(f"daemon {obj['node']}/{obj['name']} does not listen on {path} "
+                           f"after {timeout:.0f} s; log {obj['log']}")
+        time.sleep(0.01)
+
+
+def hwvtep_daemon_argvs(state: LabState, node: Node, program: str) -> dict[str, list[str]]:
+    """The command lines of an hwvtep node's database server and agent."""
+    rundir = node_dir(state, node.name)
+    server = [program, "ovsdb-server", f"--remote=punix:{rundir / DB_SOCKET}",
+              *(f"--remote={remote}" for remote in node.ovsdb),
+              f"--unixctl={rundir / UNIXCTL}", "--create-if-missing", str(rundir / DB_FILE)]
+    agent = [program, "agent", f"--db=unix:{rundir / DB_SOCKET}",
+             *(f"--port={port}" for port in node.physical_ports), node.switch_name]
+    return {"ovsdb-server": server, "agent": agent}
+
+
+def hwvtep_files(state: LabState, node: Node) -> list[Path]:
+    """Every file an hwvtep node's daemons may create (so `down` removes them all)."""
+    rundir = node_dir(state, node.name)
+    files = [rundir / DB_FILE, rundir / f".{DB_FILE}.~lock~", rundir / DB_SOCKET,
+             rundir / UNIXCTL]
+    files += [Path(r.partition(":")[2]) for r in node.ovsdb if r.startswith("punix:")]
+    return files
+
+
 # --------------------------------------------------------------------------- netlink helpers
 
 
@@ -296,10 +395,12 @@ def up(
 ) -> UpResult:
     """Create the lab (or complete it, if it exists with the same topology).
 
-    Daemons started now must still run `daemon_grace` seconds later.
+    Daemons started now must still run `daemon_grace` seconds later. A program it would
+    start that cannot be found is a :class:`TopologyError` before anything is created.
     """
     root = root or st.default_root()
     started = time.monotonic()
+    parse(source_text, topo.source, tools=find_tool)
     with st.locked(root):
         state = st.find_lab(root, topo.name)
         if state is not None:
@@ -346,7 +447,10 @@ class _Builder:
         mtus = self._link_mtus()
         for node in self.topo.nodes:
             self.configure(node, mtus)
-        started = []
+        started: list[Obj | None] = []
+        for node in self.topo.nodes:
+            if node.kind == "hwvtep":
+                started += self.hwvtep_daemons(node)
         for node in self.topo.nodes:
             for daemon in node.daemons:
                 started.append(self.daemon(node, daemon.name, daemon.argv))
@@ -392,8 +496,6 @@ class _Builder:
         lo = _index(ipr, "lo")
         if lo is not None:
             ipr.link("set", index=lo, state="up")
-        for key, value in node.all_sysctls():
-            write_sysctl(name, key, value)
 
     # -- veth pairs, born inside their namespaces
     def veth(self, link: Link) -> None:
@@ -432,7 +534,15 @@ class _Builder:
 
     # -- everything that lives inside one namespace
     def configure(self, node: Node, mtus: dict[tuple[str, str], int]) -> None:
-        ipr = self.handles.ns(self.state.namespace(node.name))
+        name = self.state.namespace(node.name)
+        ipr = self.handles.ns(name)
+        # once the interfaces exist, so per-interface keys (net.ipv4.neigh.eth0...) work
+        for key, value in node.all_sysctls():
+            try:
+                write_sysctl(name, key, value)
+            except FileNotFoundError:
+                raise LabError(f"node {node.name}: sysctl {key} does not exist in its "
+                               "namespace") from None
         for iface in node.interfaces:
             idx = _index(ipr, iface.name)
             if idx is None:
@@ -479,9 +589,33 @@ class _Builder:
                     ipr.fdb("append", ifindex=vx, lladdr="00:00:00:00:00:00", dst=str(remote))
 
     # -- daemons
-    def daemon(self, node: Node, name: str, argv: Sequence[str]) -> Obj | None:
+    def hwvtep_daemons(self, node: Node) -> list[Obj | None]:
+        """The node's database server (ready when this returns), then its agent."""
+        program = hwvtep_command()
+        if program is None:
+            raise LabError("the hwvtep command is not found")
+        rundir = node_dir(self.state, node.name)
+        if self.state.find("dir", path=str(rundir)) is None:
+            self.state.record({"kind": "dir", "path": str(rundir)})
+        rundir.mkdir(exist_ok=True)
+        for path in hwvtep_files(self.state, node):
+            if self.state.find("file", path=str(path)) is None:
+                self.state.record({"kind": "file", "path": str(path)})
+        argvs = hwvtep_daemon_argvs(self.state, node, program)
+        # OVS_* keep every default path of the daemons inside the node's directory
+        env = {var: str(rundir) for var in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR",
+                                            "OVS_SYSCONFDIR")}
+        server = self.daemon(node, "ovsdb-server", argvs["ovsdb-server"], env)
+        obj = self.state.find("process", node=node.name, name="ovsdb-server")
+        assert obj is not None
+        wait_for_socket(rundir / DB_SOCKET, obj)
+        agent = self.daemon(node, "agent", argvs["agent"], env)
+        return [server, agent]
+
+    def daemon(self, node: Node, name: str, argv: Sequence[str],
+               env: dict[str, str] | None = None) -> Obj | None:
         """Start a daemon unless it runs; the entry of one started now, else None."""
-        obj, started = start_daemon(self.state, node.name, name, argv,
+        obj, started = start_daemon(self.state, node.name, name, argv, env=env,
                                     progress=self.progress, hook=self.hook)
         self.created += started
         return obj if started else None
@@ -681,6 +815,6 @@ def exec_argv(state: LabState, node: str, argv: Sequence[str]) -> list[str]:
 
 def run_in_node(state: LabState, node: str, argv: Sequence[str],
                 env: dict[str, str] | None = None) -> int:
-    full_env = {**os.environ, "HWVTEP_LAB": state.lab, "HWVTEP_LAB_NODE": node, **(env or {})}
+    full_env = {**os.environ, **node_env(state, node), **(env or {})}
     proc = subprocess.run(exec_argv(state, node, argv), env=full_env, check=False)
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,14 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "router": (),
     "controller": ("targets",),
     "hypervisor": ("tunnel_ip", "networks"),
-    "hwvtep": ("tunnel_ip", "physical_ports", "ovsdb"),
+    "hwvtep": ("tunnel_ip", "physical_switch", "physical_ports", "ovsdb"),
 }
+# the daemons `up` runs on every hwvtep node, under these names
+HWVTEP_DAEMONS = ("ovsdb-server", "agent")
+
+# Resolves a command name to the file that would run (None: not found). `parse` uses it to
+# refuse a topology whose daemons cannot start, before anything is created.
+ToolFinder = Callable[[str], str | None]
 
 
 # --------------------------------------------------------------------------- model
@@ -98,9 +104,15 @@ class Node:
     daemons: tuple[Daemon, ...] = ()
     tunnel_ip: IPAddress | None = None
     networks: tuple[OverlayNetwork, ...] = ()
+    physical_switch: str | None = None
     physical_ports: tuple[str, ...] = ()
     ovsdb: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+
+    @property
+    def switch_name(self) -> str:
+        """The Physical_Switch an hwvtep node's agent serves (default: the node's name)."""
+        return self.physical_switch or self.name
 
     def interface(self, name: str) -> Interface:
         for iface in self.interfaces:
@@ -654,10 +666,25 @@ def _parse_node(r: _Reader, name: str, node: yaml.Node, path: str) -> Node | Non
         daemons=tuple(daemons),
         tunnel_ip=tunnel_ip,
         networks=tuple(networks),
+        physical_switch=_parse_switch_name(r, fields, path),
         physical_ports=tuple(strings("physical_ports")),
         ovsdb=tuple(strings("ovsdb")),
         targets=tuple(strings("targets")),
     )
+
+
+def _parse_switch_name(
+    r: _Reader, fields: dict[str, tuple[yaml.Node, yaml.Node]], path: str
+) -> str | None:
+    if "physical_switch" not in fields:
+        return None
+    vnode = fields["physical_switch"][1]
+    text = r.string(vnode, path + ".physical_switch")
+    if text is not None and (not text.isprintable() or text != text.strip()):
+        r.error(vnode, path + ".physical_switch",
+                f"physical switch name {text!r} must be printable, without surrounding spaces")
+        return None
+    return text
 
 
 def _parse_endpoint(r: _Reader, node: yaml.Node, path: str) -> Endpoint | None:
@@ -849,6 +876,13 @@ def _check_node(r: _Reader, node: Node, npath: str) -> None:
     for i, remote in enumerate(node.ovsdb):
         _check_remote_listener(r, node, remote, f"{npath}.ovsdb[{i}]")
 
+    if node.kind == "hwvtep":
+        for daemon in node.daemons:
+            if daemon.name in HWVTEP_DAEMONS:
+                r.error_at(f"{npath}.daemons.{daemon.name}",
+                           f"daemon name '{daemon.name}' is taken by the hwvtep node's own "
+                           f"daemons ({', '.join(HWVTEP_DAEMONS)})")
+
 
 def _route_path(r: _Reader, npath: str, k: int, node: Node) -> str:
     # routes[] in the model start with the `gateway` shorthand when it was given
@@ -939,11 +973,37 @@ def _check_lab_wide(r: _Reader, nodes: list[Node], links: list[tuple[Link, str]]
                            f"({', '.join(map(str, bb))}) share no subnet")
 
 
+def _check_tools(r: _Reader, nodes: list[Node], tools: ToolFinder) -> None:
+    """Every program `up` will start must exist: a missing one is refused, not half-run."""
+    need_ip = False
+    for node in nodes:
+        npath = f"nodes.{node.name}"
+        if node.kind == "hwvtep":
+            need_ip = True
+            if tools("hwvtep") is None:
+                r.error_at(f"{npath}.kind", "an hwvtep node runs `hwvtep ovsdb-server` and "
+                           "`hwvtep agent`, but the hwvtep command is not found")
+        for daemon in node.daemons:
+            need_ip = True
+            program = daemon.argv[0]
+            if tools(program) is None:
+                what = "is not an executable file" if "/" in program else "is not found on PATH"
+                r.error_at(f"{npath}.daemons.{daemon.name}", f"command '{program}' {what}")
+    if need_ip and tools("ip") is None:
+        r.error(r.marks.get("nodes", (1, 1)), "nodes", "command 'ip' (iproute2) is not found "
+                "on PATH; the lab starts its daemons with `ip netns exec`")
+
+
 # --------------------------------------------------------------------------- entry points
 
 
-def parse(text: str, filename: str = "<topology>") -> Topology:
-    """Parse and validate a topology; raise :class:`TopologyError` listing every problem."""
+def parse(
+    text: str, filename: str = "<topology>", *, tools: ToolFinder | None = None
+) -> Topology:
+    """Parse and validate a topology; raise :class:`TopologyError` listing every problem.
+
+    With `tools`, also check that every program `up` would start can be found.
+    """
     loader = yaml.SafeLoader(text)
     r = _Reader(filename, loader)
     try:
@@ -993,12 +1053,14 @@ def parse(text: str, filename: str = "<topology>") -> Topology:
     links = _parse_links(r, top["links"][1]) if "links" in top else []
     if not r.problems:
         nodes = _check(r, nodes, links)
+    if not r.problems and tools is not None:
+        _check_tools(r, nodes, tools)
     if r.problems:
         raise TopologyError(r.problems)
     return Topology(name, tuple(nodes), tuple(link for link, _ in links), filename)
 
 
-def load_file(path: str | Path) -> Topology:
+def load_file(path: str | Path, *, tools: ToolFinder | None = None) -> Topology:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -1006,4 +1068,4 @@ def load_file(path: str | Path) -> Topology:
         raise TopologyError([Problem(str(p), 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
         raise TopologyError([Problem(str(p), 1, 1, "", "not UTF-8 text")]) from None
-    return parse(text, str(p))
+    return parse(text, str(p), tools=tools)
