@@ -140,8 +140,8 @@ BAD_REQUESTS: list[tuple[str, list[Any], Any]] = [
                                 "details": "get_schema request specifies unknown database x"}),
     ("lock", [1], {"error": "syntax error", "syntax": "[1]",
                    "details": "lock request params must be <id>"}),
-    ("unlock", ["never-locked"], {
-        "error": "syntax error", "syntax": '["never-locked"]',
+    ("unlock", ["never_locked"], {
+        "error": "syntax error", "syntax": '["never_locked"]',
         "details": 'unlock: "unlock" without "lock" or "steal"'}),
     ("monitor_cancel", [], "invalid parameters"),
     ("monitor_cancel", ["nope"], "unknown monitor"),
