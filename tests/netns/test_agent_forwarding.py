@@ -6,8 +6,9 @@ while the other logical switch, with the same IP addresses, stays apart; ARP wor
 unknown-dst flooding in both replication modes (and the kernel's flood list is what each
 mode says); a remote MAC moving to another VTEP is followed; removing MACs, bindings and
 logical switches removes the kernel state; learned MACs reach Ucast_Macs_Local within a
-second and leave after ageing; tagged bindings on a kernel without 802.1Q are reported as
-invalid_vlan_map (or realised where 802.1Q exists); and all of it with Open vSwitch's own
+second and leave after ageing; tagged bindings are realised (802.1Q sub-interfaces, or
+eBPF pipes on a kernel without 802.1Q) or else reported as invalid_vlan_map (a kernel with
+neither); and all of it with Open vSwitch's own
 ovsdb-server holding the databases.
 """
 
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 from agenthelp import OVS_PRESENT, Lab, Vtep, wait_until
 from nshelp import Namespaces, kernel_has_8021q
+
+from hwvtep.agent.vlan_bpf import bpf_available
 
 pytestmark = pytest.mark.netns
 
@@ -232,10 +235,12 @@ def test_tagged_binding(lab: Lab) -> None:
         (row,) = [p for p in v.dump("Physical_Port") if p["name"] == "p1"]
         return row
 
-    if has_vlan:
+    if has_vlan or bpf_available() == "":
+        # a sub-interface, or without 802.1Q an eBPF pipe (test_agent_tagged: traffic)
         wait_until(lambda: "p1.10" in lab.links("ps1"), what="sub-interface")
         assert lab.master("ps1", "p1.10") == "hvb7000"
         assert port_row()["port_fault_status"] == ["set", []]
+        assert lab.master("ps1", "p1") == "hvb5000"
     else:
         wait_until(lambda: port_row()["port_fault_status"] == "invalid_vlan_map",
                    what="invalid_vlan_map")  # fmt: skip

@@ -16,6 +16,7 @@ the object that attached them (restart adoption); `remove` leaves the port as it
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import select
@@ -23,18 +24,21 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import pytest
 from nshelp import Namespaces
 
+from hwvtep.agent.linux import LinuxDataPlane
+from hwvtep.agent.model import VIA_BPF, Binding, LearnedMac, LogicalSwitch, Naming, NodeState
+from hwvtep.agent.plan import plan
 from hwvtep.agent.vlan_bpf import (
     TagPipes,
     bpf_available,
     dispatcher_program,
     kernel_has_8021q,
-    pipe_peer,
     program_tags,
     tagger_program,
 )
@@ -50,6 +54,7 @@ TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 ETH_P_ALL = 0x0003
 HOST_MAC = bytes.fromhex("02aa00000001")
+T = TypeVar("T")
 
 
 def socket_in(ns: str, family: int, kind: int, proto: int = 0) -> socket.socket:
@@ -231,7 +236,7 @@ def test_programs_are_deterministic_and_small() -> None:
     assert a != dispatcher_program({10: 5, 20: 8})
     assert len(a) % 8 == 0 and len(tagger_program(10, 3)) == 11 * 8
     assert program_tags(a) != program_tags(dispatcher_program({10: 5}))
-    assert len(pipe_peer(P, "averylongport.1")) <= 15
+    assert len(Naming(P).pipe_peer("averylongport.1")) <= 15
 
 
 def test_probe_says_no_8021q_only_when_the_kernel_lacks_it(netns: Namespaces) -> None:
@@ -386,7 +391,7 @@ def test_read_back_adoption_damage_and_repair(lab: Lab) -> None:
     sp, vtep, host = lab.spaces, lab.vtep, lab.host
     with TagPipes(P, vtep) as pipes:
         pipes.ensure("p1.10", "p1", 10, "hvb100")
-    before = (prog_id(sp, vtep, "p1"), prog_id(sp, vtep, pipe_peer(P, "p1.10")))
+    before = (prog_id(sp, vtep, "p1"), prog_id(sp, vtep, Naming(P).pipe_peer("p1.10")))
     assert all(before)
     assert f"{MARK} dispatcher 10:" in tc_filters(sp, vtep, "p1")
     with host_pipes(lab, {10: "10.0.0.1/24"}):
@@ -482,3 +487,101 @@ def test_the_tag_on_the_wire_is_8021q_with_the_vlan_id(lab: Lab) -> None:
         got = [f for f in receive(h1, 1.0) if f.src == src]
         assert [(f.tpid, f.vlan, f.ethertype) for f in got] == [(0x8100, 4094, 0x88B5)]
         assert got[0].payload.startswith(b"hello-tag")
+
+
+# --- through the agent's actuator: plan, apply, read back, two VTEPs over VXLAN ------------
+
+U1, U2 = "10.200.0.1", "10.200.0.2"
+RED, BLUE = 100, 200
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def converge(ns: str, desired: NodeState, ports: list[str]) -> NodeState:
+    async with await LinuxDataPlane.open(ns) as dp:
+        actual = await dp.read_actual(P, ports)
+        assert await dp.apply(plan(desired, actual)) == []
+        after = await dp.read_actual(P, ports)
+    assert plan(desired, after) == [], "the state read back differs from the one applied"
+    return after
+
+
+def test_actuator_realises_a_tagged_binding_across_two_vteps(netns: Namespaces) -> None:
+    """vtep1 p1 carries red tagged 42 and blue untagged; vtep2 has them on p1 and p2."""
+    v1, v2, h1, r2, b2 = (netns.make(n) for n in ("vtep1", "vtep2", "h1", "r2", "b2"))
+    netns.veth(v1, "u1", v2, "u2")
+    netns.up(v1, "u1", U1 + "/24")
+    netns.up(v2, "u2", U2 + "/24")
+    netns.veth(v1, "p1", h1, "eth0")
+    netns.veth(v2, "p1", r2, "eth0")
+    netns.veth(v2, "p2", b2, "eth0")
+    netns.up(h1, "eth0", "10.20.0.1/24")
+    netns.up(r2, "eth0", "10.10.0.2/24")
+    netns.up(b2, "eth0", "10.20.0.2/24")
+    with TagPipes("ht", h1) as host:
+        host.ensure("eth0.42", "eth0", 42, None)
+    netns.up(h1, "eth0.42", "10.10.0.1/24")
+    red_mac, r2_mac, b2_mac = (netns.mac(n, d) for n, d in ((h1, "eth0.42"), (r2, "eth0"),
+                                                            (b2, "eth0")))  # fmt: skip
+    blue_mac = netns.mac(h1, "eth0")
+
+    def side(me: int) -> NodeState:
+        local, remote = (U1, U2) if me == 1 else (U2, U1)
+        red = {Binding("p1", 42)} if me == 1 else {Binding("p1")}
+        blue = {Binding("p1")} if me == 1 else {Binding("p2")}
+        red_remote = r2_mac if me == 1 else red_mac
+        blue_remote = b2_mac if me == 1 else blue_mac
+        return NodeState.build(
+            P,
+            [
+                LogicalSwitch.make(RED, local, red, {red_remote: remote}, {remote}),
+                LogicalSwitch.make(BLUE, local, blue, {blue_remote: remote}, {remote}),
+            ],
+            VIA_BPF,
+        )
+
+    ports1, ports2 = ["p1"], ["p1", "p2"]
+    state = run(converge(v1, side(1), ports1))
+    run(converge(v2, side(2), ports2))
+    (vl,) = state.vlans
+    assert (vl.name, vl.port, vl.vlan, vl.master, vl.via, vl.intact) == (
+        "p1.42", "p1", 42, f"{P}b{RED}", VIA_BPF, True,
+    )  # fmt: skip
+    assert {p.name: p.master for p in state.ports} == {"p1": f"{P}b{BLUE}"}
+    assert ping(netns, h1, "10.10.0.2")
+    assert ping(netns, h1, "10.20.0.2")
+    assert ping(netns, h1, "10.10.0.2", "-s", "1422", "-M", "do")  # 1450: vxlan's MTU
+
+    async def learned() -> frozenset[LearnedMac]:
+        async with await LinuxDataPlane.open(v1) as dp:
+            return await dp.learned_macs(P)
+
+    assert LearnedMac(f"{P}b{RED}", "p1.42", red_mac) in run(learned())
+    assert LearnedMac(f"{P}b{BLUE}", "p1", blue_mac) in run(learned())
+    by_binding = replace(state, learned=run(learned())).learned_by_binding()
+    assert red_mac in by_binding[(RED, Binding("p1", 42))]
+
+    # a piece removed by hand: the plan repairs the pipe in place
+    peer = Naming(P).pipe_peer("p1.42")
+    netns.exec(v1, "tc", "filter", "del", "dev", peer, "ingress", check=True)
+
+    async def repair() -> list[Any]:
+        async with await LinuxDataPlane.open(v1) as dp:
+            ops = plan(side(1), await dp.read_actual(P, ports1))
+            assert await dp.apply(ops) == []
+            return ops
+
+    ops = run(repair())
+    assert [type(op).__name__ for op in ops] == ["CreateVlan"]
+    assert ping(netns, h1, "10.10.0.2")
+    run(converge(v1, side(1), ports1))
+
+    # the binding removed: pipe, dispatcher and the port's clsact go, blue stays
+    run(converge(v1, NodeState.build(P, [side(1).logical_switches()[BLUE]], VIA_BPF), ports1))
+    links = netns.ip(v1, "-o", "link", "show").stdout
+    assert "p1.42" not in links and peer not in links
+    assert "clsact" not in netns.exec(v1, "tc", "qdisc", "show", "dev", "p1").stdout
+    assert not ping(netns, h1, "10.10.0.2")
+    assert ping(netns, h1, "10.20.0.2")

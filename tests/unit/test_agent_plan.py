@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hwvtep.agent.model import (
     FLOOD_MAC,
     IFNAMSIZ_MAX,
+    VIA_BPF,
     Binding,
     Bridge,
     FdbEntry,
@@ -692,3 +693,28 @@ def test_learned_macs_by_binding() -> None:
         (5, Binding("p2", 10)): {"02:00:00:00:00:02", "02:00:00:00:00:03"},
     }
     assert plan(state, replace(state, learned=frozenset())) == []
+
+
+def test_tagged_bindings_through_ebpf_pipes() -> None:
+    """A kernel without 802.1Q: tagged bindings are built VIA_BPF; a damaged pipe gets one
+    CreateVlan (repaired in place), a change of realisation re-creates the device."""
+    switches_ = [ls(5, bindings={Binding("p1"), Binding("p1", 20)})]
+    desired = NodeState.build(PREFIX, switches_, VIA_BPF)
+    (vl,) = desired.vlans
+    assert (vl.name, vl.via, vl.intact) == ("p1.20", VIA_BPF, True)
+    ops = plan(desired, NodeState(PREFIX, ports=frozenset({Port("p1", None, True)})))
+    assert CreateVlan("p1.20", "p1", 20, "hvb5", MARK, True, VIA_BPF) in ops
+    damaged = replace(desired, vlans=frozenset({replace(vl, intact=False)}))
+    assert plan(desired, damaged) == [CreateVlan("p1.20", "p1", 20, "hvb5", MARK, True, VIA_BPF)]
+    assert plan(desired, desired) == []
+    as_8021q = NodeState.build(PREFIX, switches_)
+    assert plan(desired, as_8021q) == [
+        DeleteLink("p1.20"),
+        CreateVlan("p1.20", "p1", 20, "hvb5", MARK, True, VIA_BPF),
+    ]
+    # the plumbing end's name is the agent's: never taken for a port
+    peer = Naming(PREFIX).pipe_peer("p1.20")
+    assert Naming(PREFIX).owns_name(peer) and len(peer) <= IFNAMSIZ_MAX
+    assert not Naming("zz").owns_name(peer)
+    with pytest.raises(ModelError):
+        VlanIf("p1.20", "p1", 20, None, via="qinq")

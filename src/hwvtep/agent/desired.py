@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwvtep.agent.model import (
+    VIA_8021Q,
     VLAN_MAX,
     VNI_MAX,
     Binding,
@@ -220,11 +221,19 @@ def _local_ip(ps_uuid: str, ps: Row, problems: list[Problem]) -> tuple[str | Non
     return (own[0] if own else None), frozenset(own)
 
 
-def compute(tables: Tables, ps_name: str, prefix: str, *, vlan_support: bool = True) -> Desired:
+def compute(
+    tables: Tables,
+    ps_name: str,
+    prefix: str,
+    *,
+    vlan_support: bool = True,
+    vlan_via: str = VIA_8021Q,
+) -> Desired:
     """The desired data plane of Physical_Switch `ps_name` for an agent named `prefix`.
 
-    `vlan_support` False (a kernel without 802.1Q) turns every tagged binding into an
-    `invalid_vlan_map` problem instead of a sub-interface the kernel would refuse.
+    `vlan_support` False (a kernel with neither 802.1Q nor eBPF) turns every tagged binding
+    into an `invalid_vlan_map` problem instead of a device the kernel would refuse;
+    `vlan_via` says how tagged bindings are realised (model.VIA_8021Q or VIA_BPF).
     """
     naming = Naming(prefix)
     problems: list[Problem] = []
@@ -353,7 +362,7 @@ def compute(tables: Tables, ps_name: str, prefix: str, *, vlan_support: bool = T
                 vni, local_ip, (b for b, _ in bound), ucast, flood, mcast
             )
             bindings.update((b, ls_uuid) for b, _ in bound)
-    state = NodeState.build(prefix, switches.values())
+    state = NodeState.build(prefix, switches.values(), vlan_via)
     return Desired(
         prefix,
         ps_uuid,

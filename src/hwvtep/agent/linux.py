@@ -28,7 +28,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pyroute2 import AsyncIPRoute, IPRSocket
@@ -37,6 +37,8 @@ from pyroute2.netlink.rtnl import RTMGRP_LINK, RTMGRP_NEIGH
 
 from hwvtep.agent.fdbnl import Action, FdbRequest, FdbSocket
 from hwvtep.agent.model import (
+    VIA_8021Q,
+    VIA_BPF,
     Bridge,
     Counters,
     FdbEntry,
@@ -61,6 +63,7 @@ from hwvtep.agent.plan import (
     SetMaster,
     SetState,
 )
+from hwvtep.agent.vlan_bpf import PipeError, TagPipes, bpf_available
 
 IFF_UP = 0x1
 NTF_SELF = 0x02
@@ -144,6 +147,17 @@ def _counters(link: _Link) -> Counters:
     )
 
 
+def _pipe_end(naming: Naming, link: _Link, links: dict[int, _Link], ends: set[str]) -> bool:
+    """Whether veth `link` is the bridge side of one of the agent's eBPF pipes."""
+    peer = links.get(link.parent) if link.parent else None
+    return (
+        link.alias == naming.mark
+        and peer is not None
+        and peer.name in ends
+        and peer.name == naming.pipe_peer(link.name)
+    )
+
+
 def _is_ours(link: _Link) -> bool:
     """Whether some hwvtep agent made `link`: its mark names an agent whose naming fits."""
     if not link.alias.startswith(MARK_PREFIX):
@@ -166,6 +180,7 @@ class LinuxDataPlane:
         self._ipr = ipr
         self.netns = netns
         self._bulk: FdbSocket | None = None
+        self._pipes: dict[str, TagPipes] = {}
 
     @property
     def bulk(self) -> FdbSocket:
@@ -186,10 +201,32 @@ class LinuxDataPlane:
         await ipr.setup_endpoint()
         return cls(ipr, netns)
 
+    def pipes(self, prefix: str) -> TagPipes:
+        """The eBPF pipes of agent `prefix` (tagged bindings on a kernel without 802.1Q).
+
+        Opened on first use: in another namespace that forks (see `Agent.open`).
+        """
+        if prefix not in self._pipes:
+            self._pipes[prefix] = TagPipes(prefix, self.netns)
+        return self._pipes[prefix]
+
+    def tagging(self, prefix: str) -> tuple[str | None, str]:
+        """How this kernel carries tagged bindings: (VIA_8021Q, ""), (VIA_BPF, reason), or
+        (None, why neither works)."""
+        if self.pipes(prefix).has_8021q():
+            return VIA_8021Q, ""
+        why = bpf_available()
+        if why:
+            return None, f"no 802.1Q in this kernel, and no eBPF: {why}"
+        return VIA_BPF, "no 802.1Q in this kernel: tagged bindings go through eBPF pipes"
+
     def close(self) -> None:
         self._ipr.close()
         if self._bulk is not None:
             self._bulk.close()
+        for pipes in self._pipes.values():
+            pipes.close()
+        self._pipes.clear()
 
     async def __aenter__(self) -> LinuxDataPlane:
         return self
@@ -239,12 +276,30 @@ class LinuxDataPlane:
         takes an unreported port as missing.
         """
         naming = Naming(prefix)
+        asked = set(ports)
+        pipes, _ = self.pipes(prefix).read(asked)
         links = await self._links()
         neighbours = await self._neighbours()
-        return self._state(naming, links, neighbours, set(ports))
+        state = self._state(naming, links, neighbours, asked, {p.peer for p in pipes})
+        if not pipes:
+            return state
+        return replace(
+            state,
+            vlans=state.vlans
+            | {
+                VlanIf(p.name, p.port, p.vlan, p.master, p.up, VIA_BPF, p.complete)
+                for p in pipes
+                if not any(v.name == p.name for v in state.vlans)
+            },
+        )
 
     def _state(
-        self, naming: Naming, links: dict[int, _Link], neighbours: list[Any], asked: set[str]
+        self,
+        naming: Naming,
+        links: dict[int, _Link],
+        neighbours: list[Any],
+        asked: set[str],
+        pipe_ends: set[str],
     ) -> NodeState:
         def name_of(index: int | None) -> str | None:
             link = links.get(index) if index else None
@@ -282,8 +337,10 @@ class LinuxDataPlane:
                 tag = link.data.get("IFLA_VLAN_ID")
                 if parent is not None and tag is not None:
                     vlans.add(VlanIf(link.name, parent, int(tag), master, link.up))
-            elif (link.name in asked or link.master in bridge_idx) and not naming.owns_name(
-                link.name
+            elif (
+                (link.name in asked or link.master in bridge_idx)
+                and not naming.owns_name(link.name)
+                and not (link.kind == "veth" and _pipe_end(naming, link, links, pipe_ends))
             ):
                 ports.add(Port(link.name, master, link.up))
 
@@ -482,6 +539,14 @@ class LinuxDataPlane:
                 if master:
                     spec["master"] = master
                 await self._create(op, spec)
+            case CreateVlan(via=via) if via == VIA_BPF:
+                try:
+                    self.pipes(op.alias[len(MARK_PREFIX) :]).ensure(
+                        op.name, op.port, op.vlan, op.master, op.up
+                    )
+                except (PipeError, ModelError) as e:
+                    code = e.code if isinstance(e, PipeError) else errno.EINVAL
+                    raise _Refused(code, str(e)) from None
             case CreateVlan():
                 parent = await self._need(op.port, "port")
                 vspec: dict[str, Any] = {"kind": "vlan", "link": parent.index, "vlan_id": op.vlan}
@@ -489,6 +554,12 @@ class LinuxDataPlane:
             case DeleteLink(name):
                 link = await self._get(name)
                 if link is None:
+                    return
+                if link.kind == "veth" and link.alias.startswith(MARK_PREFIX):
+                    try:
+                        self.pipes(link.alias[len(MARK_PREFIX) :]).remove(name)
+                    except (PipeError, ModelError) as e:
+                        raise _Refused(getattr(e, "code", 0), str(e)) from None
                     return
                 if not _is_ours(link):
                     raise _Refused(0, f"refusing to delete {name}: it has no hwvtep mark")

@@ -10,7 +10,8 @@ replica of hardware_vtep naturally produces.
 
 Ownership: every device an agent creates carries its mark in the interface alias
 (`Naming.mark`, "hwvtep:<prefix>"); bridges and vxlan devices are moreover named for the
-agent (`Naming`: a short prefix, a letter, the VNI), VLAN sub-interfaces for their port.
+agent (`Naming`: a short prefix, a letter, the VNI), VLAN sub-interfaces (or the bridge
+side of an eBPF pipe, on a kernel without 802.1Q) for their port and tag.
 Physical ports are never ours: only their master (one of our bridges or none) and their
 admin state are managed.
 """
@@ -37,6 +38,12 @@ VLAN_MAX = 4094
 _PREFIX_RE = re.compile(r"[a-z][a-z0-9]{0,5}")
 _MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _IFNAME_BAD = re.compile(r"[\s/:]")
+_HEX = frozenset("0123456789abcdef")
+
+VIA_8021Q = "8021q"
+"""A tagged binding realised as an 802.1Q sub-interface."""
+VIA_BPF = "bpf"
+"""A tagged binding realised as an eBPF pipe, for kernels without 802.1Q (vlan_bpf.py)."""
 
 
 class ModelError(ValueError):
@@ -119,7 +126,21 @@ class Naming:
         return self._vni_of(name, "x")
 
     def owns_name(self, name: str) -> bool:
-        return self.vni_of_bridge(name) is not None or self.vni_of_vxlan(name) is not None
+        return (
+            self.vni_of_bridge(name) is not None
+            or self.vni_of_vxlan(name) is not None
+            or self.is_pipe_peer(name)
+        )
+
+    def pipe_peer(self, ifname: str) -> str:
+        """The plumbing end of the eBPF pipe whose bridge side is `ifname` (vlan_bpf.py):
+        `<prefix>t` and 8 hex digits of a hash of `ifname`."""
+        return f"{self.prefix}t{hashlib.sha1(ifname.encode()).hexdigest()[:8]}"
+
+    def is_pipe_peer(self, name: str) -> bool:
+        head = self.prefix + "t"
+        digits = name[len(head) :]
+        return name.startswith(head) and len(digits) == 8 and all(c in _HEX for c in digits)
 
     def _vni_of(self, name: str, letter: str) -> int | None:
         head = self.prefix + letter
@@ -177,23 +198,33 @@ class Vxlan:
 
 @dataclass(frozen=True, slots=True)
 class VlanIf:
-    """An 802.1Q sub-interface `name` of physical port `port` for tag `vlan`."""
+    """The device `name` of physical port `port` for tag `vlan`, the one in the bridge.
+
+    `via` says how the kernel carries it: an 802.1Q sub-interface (VIA_8021Q) or, where
+    the kernel has no 802.1Q, the bridge side of an eBPF pipe (VIA_BPF, see vlan_bpf.py).
+    `intact` is False only in an actual state, for a pipe missing one of its pieces
+    (a program, the port's dispatcher entry): the plan makes it again.
+    """
 
     name: str
     port: str
     vlan: int
     master: str | None
     up: bool = True
+    via: str = VIA_8021Q
+    intact: bool = True
 
     def __post_init__(self) -> None:
         check_ifname(self.name)
         check_ifname(self.port)
         if not 1 <= self.vlan <= VLAN_MAX:
             raise ModelError(f"VLAN tag out of range 1..{VLAN_MAX}: {self.vlan}")
+        if self.via not in (VIA_8021Q, VIA_BPF):
+            raise ModelError(f"unknown VLAN realisation {self.via!r}")
 
     @property
-    def spec(self) -> tuple[str, int]:
-        return (self.port, self.vlan)
+    def spec(self) -> tuple[str, int, str]:
+        return (self.port, self.vlan, self.via)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,18 +421,21 @@ class NodeState:
         vnis = [(v.vni, v.dstport) for v in self.vxlans]
         if len(vnis) != len(set(vnis)):
             raise ModelError("two vxlan devices with the same VNI and dstport")
-        tags = [v.spec for v in self.vlans]
+        tags = [(v.port, v.vlan) for v in self.vlans]
         if len(tags) != len(set(tags)):
             raise ModelError("two sub-interfaces for the same port and VLAN")
 
     # -- construction from the per-switch view --
 
     @classmethod
-    def build(cls, prefix: str, switches: Iterable[LogicalSwitch]) -> NodeState:
+    def build(
+        cls, prefix: str, switches: Iterable[LogicalSwitch], vlan_via: str = VIA_8021Q
+    ) -> NodeState:
         """The desired state for `switches`; raises ModelError on a clash between them.
 
         Every device comes up; a port is enslaved to the bridge of its vlan-0 binding, and a
-        port carrying only tagged bindings is brought up but left without a master.
+        port carrying only tagged bindings is brought up but left without a master. Tagged
+        bindings are realised `vlan_via` (VIA_8021Q or VIA_BPF).
         """
         naming = Naming(prefix)
         bridges: set[Bridge] = set()
@@ -429,7 +463,7 @@ class NodeState:
                     port_master[b.port] = br
                 else:
                     port_master.setdefault(b.port, None)
-                    vlans.add(VlanIf(b.ifname, b.port, b.vlan, br))
+                    vlans.add(VlanIf(b.ifname, b.port, b.vlan, br, via=vlan_via))
         ports = frozenset(Port(name, master, True) for name, master in port_master.items())
         return cls(
             prefix,

@@ -13,8 +13,9 @@ Rules:
 - Order: fdb removals on devices that stay, then releases from bridges that stay, then
   device deletions (sub-interfaces and vxlans before bridges), then creations (bridges,
   vxlans, ports, sub-interfaces, each with master and state), then fdb additions.
-- Minimal: a device whose fixed parameters (VNI, local IP, dstport, learning; port and
-  tag of a sub-interface) differ is re-created, otherwise only master/state are set; fdb
+- Minimal: a device whose fixed parameters (VNI, local IP, dstport, learning; port, tag
+  and realisation of a sub-interface) differ is re-created, otherwise only master/state
+  are set (an eBPF pipe missing a piece gets a `CreateVlan`, which repairs it); fdb
   entries of a device that is deleted are not removed one by one; a unicast MAC moving
   from one remote to another is one `FdbReplace`.
 """
@@ -24,7 +25,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-from hwvtep.agent.model import FLOOD_MAC, Binding, NodeState, Port, is_multicast_mac
+from hwvtep.agent.model import (
+    FLOOD_MAC,
+    VIA_8021Q,
+    Binding,
+    NodeState,
+    Port,
+    is_multicast_mac,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +56,15 @@ class CreateVxlan:
 
 @dataclass(frozen=True, slots=True)
 class CreateVlan:
+    """Make (or, for an eBPF pipe, make or repair) the device of a tagged binding."""
+
     name: str
     port: str
     vlan: int
     master: str | None
     alias: str
     up: bool = True
+    via: str = VIA_8021Q
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +189,7 @@ def plan(desired: NodeState, actual: NodeState) -> list[Op]:
     gone_vx = {n for n, v in a_vx.items() if n not in d_vx or d_vx[n].spec != v.spec}
     gone_vl = {n for n, v in a_vl.items() if n not in d_vl or d_vl[n].spec != v.spec}
     new_vx = {n for n in d_vx if n not in a_vx or n in gone_vx}
-    new_vl = {n for n in d_vl if n not in a_vl or n in gone_vl}
+    new_vl = {n for n in d_vl if n not in a_vl or n in gone_vl or not a_vl[n].intact}
 
     removals: list[Op] = []
     releases: list[Op] = []
@@ -255,7 +266,7 @@ def plan(desired: NodeState, actual: NodeState) -> list[Op]:
     for name in sorted(d_vl):
         w = d_vl[name]
         if name in new_vl:
-            creations.append(CreateVlan(name, w.port, w.vlan, w.master, mark, w.up))
+            creations.append(CreateVlan(name, w.port, w.vlan, w.master, mark, w.up, w.via))
         else:
             al = a_vl[name]
             master_change(name, al.master, w.master, creations)

@@ -30,7 +30,15 @@ from typing import Any
 
 from hwvtep.agent.desired import Desired, compute
 from hwvtep.agent.linux import FdbEvent, LinkEvent, LinuxDataPlane, NetlinkWatcher, OpFailure
-from hwvtep.agent.model import Binding, FdbEntry, LearnedMac, ModelError, Naming, NodeState
+from hwvtep.agent.model import (
+    VIA_8021Q,
+    Binding,
+    FdbEntry,
+    LearnedMac,
+    ModelError,
+    Naming,
+    NodeState,
+)
 from hwvtep.agent.plan import (
     CreateBridge,
     CreateVlan,
@@ -87,6 +95,7 @@ class Agent:
         self.settings = settings
         self.naming = Naming(settings.prefix)
         self.vlan_support = True
+        self.vlan_via: str | None = None
         self.desired: Desired | None = None
         self.actual: NodeState | None = None
         self.learned: set[LearnedMac] = set()
@@ -121,6 +130,14 @@ class Agent:
         if self.watcher is None:
             self.watcher = await self.dp.watch()
         _ = self.dp.bulk
+        if self.vlan_via is None:
+            via, why = self.dp.tagging(self.settings.prefix)
+            if via is None:
+                log.warning("%s: tagged bindings are reported as invalid_vlan_map", why)
+                self.vlan_support = False
+            elif why:
+                log.info("%s", why)
+            self.vlan_via = via or VIA_8021Q
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -270,7 +287,8 @@ class Agent:
         self._need_plan = False
         tables = self.replica.tables
         desired = compute(tables, self.settings.ps_name, self.settings.prefix,
-                          vlan_support=self.vlan_support)  # fmt: skip
+                          vlan_support=self.vlan_support,
+                          vlan_via=self.vlan_via or VIA_8021Q)  # fmt: skip
         if self.desired is not None and self.desired.tunnel_ips != desired.tunnel_ips:
             self.former_ips.update(self.desired.tunnel_ips - desired.tunnel_ips)
             self._need_report = True

@@ -29,7 +29,7 @@ restarted agent finds the data plane intact.
 
 Ownership and read-back: both veth ends carry the agent's mark; E's alias also records
 the binding (`hwvtep:<prefix> tag <N> on <P>`), and its name is derived from A's
-(`pipe_peer`). Filters are named after the mark. `read` reports every pipe with whether
+(`Naming.pipe_peer`). Filters are named after the mark. `read` reports every pipe with whether
 it is complete: the tagger's and the dispatcher's programs are checked by their kernel
 tag (a hash of the instructions) against what this module would generate now, so a
 stale, foreign or half-made piece shows as damaged and `ensure` rebuilds it.
@@ -475,19 +475,6 @@ def _parse_filter(payload: bytes) -> _Filter | None:
 # --- pipes -------------------------------------------------------------------------------
 
 
-def pipe_peer(prefix: str, name: str) -> str:
-    """The name of the plumbing end E of the pipe whose bridge side is `name`."""
-    return f"{Naming(prefix).prefix}t{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-def is_pipe_peer(prefix: str, name: str) -> bool:
-    head = prefix + "t"
-    digits = name[len(head) :]
-    return (
-        name.startswith(head) and len(digits) == 8 and all(c in "0123456789abcdef" for c in digits)
-    )
-
-
 class PipeError(Exception):
     """A pipe that cannot be made as asked; `code` is an errno (0: a conflict of ours)."""
 
@@ -585,6 +572,10 @@ class TagPipes:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def has_8021q(self) -> bool:
+        """`kernel_has_8021q` on this object's socket (no new namespace socket)."""
+        return _probe_8021q(self._nl)
+
     # -- kernel access --
 
     def _links(self) -> dict[int, _Link]:
@@ -673,8 +664,11 @@ class TagPipes:
 
     # -- reading --
 
-    def read(self) -> tuple[frozenset[TagPipe], frozenset[Dispatcher]]:
-        """Every pipe of ours (complete or not) and every dispatcher of ours on a port."""
+    def read(
+        self, ports: Iterable[str] | None = None
+    ) -> tuple[frozenset[TagPipe], frozenset[Dispatcher]]:
+        """Every pipe of ours (complete or not), and our dispatchers on the pipes' ports and
+        on `ports` (None: on every link, one filter dump each)."""
         links = self._links()
         by_name = {link.name: link for link in links.values()}
         pipes: list[tuple[_Link, _Link, int, str]] = []
@@ -687,15 +681,17 @@ class TagPipes:
                 or a is None
                 or a.kind != "veth"
                 or a.alias != self.mark
-                or e.name != pipe_peer(self.naming.prefix, a.name)
+                or e.name != self.naming.pipe_peer(a.name)
             ):
                 continue
             pipes.append((a, e, *record))
         dispatchers: dict[int, Dispatcher] = {}
         tables: dict[int, dict[int, int] | None] = {}
         port_indexes = {by_name[port].index for *_, port in pipes if port in by_name}
+        ends = {a.index for a, *_ in pipes} | {e.index for _, e, *_ in pipes}
+        scan = set(links) if ports is None else {by_name[n].index for n in ports if n in by_name}
         for link in links.values():
-            if link.kind == "veth" and link.index in {a.index for a, *_ in pipes}:
+            if link.index in ends or link.index not in port_indexes | scan:
                 continue
             f = self._ours(link.index)
             table = _parse_dispatcher(self.mark, f.name) if f is not None else None
@@ -773,7 +769,7 @@ class TagPipes:
         check_ifname(port)
         if not 1 <= vlan <= VLAN_MAX:
             raise PipeError(errno.EINVAL, f"VLAN {vlan} out of range 1..{VLAN_MAX}")
-        peer = pipe_peer(self.naming.prefix, name)
+        peer = self.naming.pipe_peer(name)
         record = _record(self.mark, vlan, port)
         links = self._links()
         by_name = {link.name: link for link in links.values()}
@@ -854,7 +850,7 @@ class TagPipes:
     def sync_ports(self, ports: Iterable[str] | None = None) -> None:
         """Rebuild the dispatchers of `ports` (None: every port with a pipe or one of ours)
         from the pipes that exist; a port left without pipes loses its dispatcher."""
-        pipes, dispatchers = self.read()
+        pipes, dispatchers = self.read(ports)
         links = self._links()
         by_name = {link.name: link for link in links.values()}
         wanted = (
@@ -879,6 +875,12 @@ class TagPipes:
             self._attach(link.index, insns, "hwvtep_dispatch", name, port)
 
 
+def _probe_8021q(nl: _Rtnl) -> bool:
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _str(IFLA_IFNAME, "hwvtep8021q")
+    body += _nest(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "vlan"))
+    return nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body) != errno.EOPNOTSUPP
+
+
 def kernel_has_8021q(netns: str | None = None) -> bool:
     """Whether the kernel can make 802.1Q sub-interfaces (loading the module if it must).
 
@@ -887,12 +889,9 @@ def kernel_has_8021q(netns: str | None = None) -> bool:
     """
     nl = _Rtnl(netns)
     try:
-        body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _str(IFLA_IFNAME, "hwvtep8021q")
-        body += _nest(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "vlan"))
-        code = nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        return _probe_8021q(nl)
     finally:
         nl.close()
-    return code != errno.EOPNOTSUPP
 
 
 def bpf_available() -> str:
@@ -912,10 +911,8 @@ __all__ = [
     "TagPipes",
     "bpf_available",
     "dispatcher_program",
-    "is_pipe_peer",
     "kernel_has_8021q",
     "load_program",
-    "pipe_peer",
     "program_tags",
     "tagger_program",
 ]
