@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "agent": ("hwvtep.agent.main", "main", "hardware VTEP emulator on the Linux kernel"),
     "ctl": ("hwvtep.ctl.main", "main",
             "vtep-ctl compatible configuration of a hardware_vtep database"),
+    "ovsdb-client": ("hwvtep.ctl.ovsdb_client", "main",
+                     "ovsdb-client compatible queries, transactions and monitors"),
 }
 
 

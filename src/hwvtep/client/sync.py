@@ -100,8 +100,9 @@ class SyncClient:
         self._gen = action.gen
         self.core.connected(action.gen, _now())
 
-    def _step(self, deadline: float | None) -> None:
-        """Do what is due, send what is pending, and wait a little for input."""
+    def _step(self, deadline: float | None, *, until_ready: bool = False) -> None:
+        """Do what is due, send what is pending, and wait a little for input (not when
+        *until_ready* and the session is ready: a quiet server would keep us waiting)."""
         now = _now()
         for _ in range(64):
             action = self.core.run(now)
@@ -115,6 +116,8 @@ class SyncClient:
             now = _now()
         self._flush()
         self._take_events()
+        if until_ready and self.core.ready:
+            return
         wait_ms = self.core.timeout(_now())
         wait = None if wait_ms is None else wait_ms / 1000.0
         if deadline is not None:
@@ -174,7 +177,17 @@ class SyncClient:
                 raise ConnectionLost(self.core.last_error or "no more connection attempts")
             if deadline is not None and time.monotonic() >= deadline:
                 raise CallTimeout(f"no usable server (last error: {self.core.last_error})")
-            self._step(deadline)
+            self._step(deadline, until_ready=True)
+
+    def poll(self, timeout: float | None = None) -> None:
+        """Wait for input (at most *timeout* seconds; None: until some comes) and take it.
+
+        For programs that mostly listen (``ovsdb-client monitor``): notifications land in
+        :attr:`notifications`, and :attr:`core` says whether the session is still up.
+        """
+        if self._closed:
+            raise SessionClosed("client closed")
+        self._step(None if timeout is None else time.monotonic() + timeout)
 
     # --- calls --------------------------------------------------------------------------
 

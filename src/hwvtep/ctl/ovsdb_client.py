@@ -1115,7 +1115,7 @@ def _serve(rpc: Rpc, handler: Callable[[str, Any], None]) -> NoReturn:
         if not client.core.ready:
             reason = client.core.last_error or "connection closed by peer"
             _fatal(f"{rpc.name}: receive failed ({_errno_text(reason)})")
-        client._step(None)  # wait for input with no request in flight
+        client.poll()
 
 
 def do_monitor(ctx: Ctx, rpc: Rpc | None, database: str | None, args: list[str]) -> None:
