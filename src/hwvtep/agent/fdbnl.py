@@ -99,7 +99,7 @@ class FdbSocket:
 
     def __init__(self, netns: str | None) -> None:
         self._owner = IPRSocket() if netns is None else IPRSocket(netns=netns, flags=0)
-        self._owner.bind()
+        self._owner.bind(groups=0)  # no multicast: only answers to our requests
         self._sock: Any = self._owner.socket
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, 33, _RCVBUF)  # SO_RCVBUFFORCE

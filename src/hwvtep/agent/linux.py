@@ -181,6 +181,8 @@ class LinuxDataPlane:
         self.netns = netns
         self._bulk: FdbSocket | None = None
         self._pipes: dict[str, TagPipes] = {}
+        # ports whose dispatcher `apply` must rebuild at its end: prefix -> port -> ops
+        self._pipe_ports: dict[str, dict[str, list[Op]]] = {}
 
     @property
     def bulk(self) -> FdbSocket:
@@ -277,7 +279,7 @@ class LinuxDataPlane:
         """
         naming = Naming(prefix)
         asked = set(ports)
-        pipes, _ = self.pipes(prefix).read(asked)
+        pipes, _ = self.pipes(prefix).read(())  # dispatchers: only on the pipes' ports
         links = await self._links()
         neighbours = await self._neighbours()
         state = self._state(naming, links, neighbours, asked, {p.peer for p in pipes})
@@ -394,7 +396,8 @@ class LinuxDataPlane:
         """Carry out `ops` in order; return the ones that failed (others still run).
 
         Runs of fdb operations go to the kernel in batches, with the same outcomes as one
-        by one.
+        by one; the dispatchers of ports whose eBPF pipes changed are rebuilt once, at the
+        end (a failure there is reported against those pipes' operations).
         """
         failures: list[OpFailure] = []
         run: list[FdbAppend | FdbReplace | FdbDelete] = []
@@ -413,7 +416,20 @@ class LinuxDataPlane:
                 failures.append(OpFailure(op, e.code, f"{os.strerror(e.code)} ({e.code})"))
         if run:
             failures.extend(await self._fdb_run(run))
+        failed = {id(f.op) for f in failures}
+        for prefix, by_port in self._pipe_ports.items():
+            for port, port_ops in sorted(by_port.items()):
+                try:
+                    self.pipes(prefix).sync_ports([port])
+                except PipeError as e:
+                    failures.extend(
+                        OpFailure(op, e.code, e.message) for op in port_ops if id(op) not in failed
+                    )
+        self._pipe_ports.clear()
         return failures
+
+    def _pipe_port(self, prefix: str, port: str, op: Op) -> None:
+        self._pipe_ports.setdefault(prefix, {}).setdefault(port, []).append(op)
 
     async def _fdb_run(self, ops: Sequence[FdbAppend | FdbReplace | FdbDelete]) -> list[OpFailure]:
         failures: list[OpFailure] = []
@@ -540,9 +556,11 @@ class LinuxDataPlane:
                     spec["master"] = master
                 await self._create(op, spec)
             case CreateVlan(via=via) if via == VIA_BPF:
+                prefix = op.alias[len(MARK_PREFIX) :]
                 try:
-                    self.pipes(op.alias[len(MARK_PREFIX) :]).ensure(
-                        op.name, op.port, op.vlan, op.master, op.up
+                    self._pipe_port(prefix, op.port, op)
+                    self.pipes(prefix).ensure(
+                        op.name, op.port, op.vlan, op.master, op.up, sync=False
                     )
                 except (PipeError, ModelError) as e:
                     code = e.code if isinstance(e, PipeError) else errno.EINVAL
@@ -556,10 +574,13 @@ class LinuxDataPlane:
                 if link is None:
                     return
                 if link.kind == "veth" and link.alias.startswith(MARK_PREFIX):
+                    prefix = link.alias[len(MARK_PREFIX) :]
                     try:
-                        self.pipes(link.alias[len(MARK_PREFIX) :]).remove(name)
+                        port = self.pipes(prefix).remove(name, sync=False)
                     except (PipeError, ModelError) as e:
                         raise _Refused(getattr(e, "code", 0), str(e)) from None
+                    if port is not None:
+                        self._pipe_port(prefix, port, op)
                     return
                 if not _is_ours(link):
                     raise _Refused(0, f"refusing to delete {name}: it has no hwvtep mark")

@@ -370,7 +370,7 @@ class _Rtnl:
 
     def __init__(self, netns: str | None) -> None:
         self._owner = IPRSocket() if netns is None else IPRSocket(netns=netns, flags=0)
-        self._owner.bind()
+        self._owner.bind(groups=0)  # no multicast: only answers to our requests
         self._sock: Any = self._owner.socket
         self._sock.setblocking(True)
         self._seq = 0
@@ -401,6 +401,20 @@ class _Rtnl:
             for mkind, mseq, payload in self._messages():
                 if mseq == seq and mkind == NLMSG_ERROR:
                     return -int(struct.unpack_from("=i", payload)[0])
+
+    def get(self, kind: int, body: bytes) -> bytes | None:
+        """The one answer to a get request; None when the kernel has no such object."""
+        seq = self._send(kind, NLM_F_REQUEST, body)
+        while True:
+            for mkind, mseq, payload in self._messages():
+                if mseq != seq:
+                    continue
+                if mkind == NLMSG_ERROR:
+                    code = -int(struct.unpack_from("=i", payload)[0])
+                    if code in (errno.ENODEV, errno.ENOENT):
+                        return None
+                    raise OSError(code, os.strerror(code))
+                return payload
 
     def dump(self, kind: int, body: bytes) -> list[bytes]:
         """The payloads of a dump; an error (no such device or qdisc) is an empty dump."""
@@ -508,10 +522,11 @@ class TagPipe:
 
 @dataclass(frozen=True, slots=True)
 class Dispatcher:
-    """The dispatcher on a port as the kernel has it: VLAN -> pipe end E (its name)."""
+    """A dispatcher of ours on a port: `verified` if its program is the one the port's
+    pipes call for, then `table` says what it does (VLAN -> the pipe end E it feeds)."""
 
     port: str
-    table: tuple[tuple[int, str | None], ...]
+    table: tuple[tuple[int, str], ...]
     verified: bool
 
 
@@ -536,22 +551,8 @@ def _tagger_name(mark: str) -> str:
     return f"{mark} tagger"
 
 
-def _dispatcher_name(mark: str, table: Mapping[int, int]) -> str:
-    entries = ",".join(f"{v}:{table[v]}" for v in sorted(table))
-    return f"{mark} dispatcher {entries}"
-
-
-def _parse_dispatcher(mark: str, name: str) -> dict[int, int] | None:
-    head = f"{mark} dispatcher "
-    if not name.startswith(head):
-        return None
-    table: dict[int, int] = {}
-    for item in filter(None, name[len(head) :].split(",")):
-        vlan, _, index = item.partition(":")
-        if not vlan.isdigit() or not index.isdigit():
-            return None
-        table[int(vlan)] = int(index)
-    return table
+def _dispatcher_name(mark: str) -> str:
+    return f"{mark} dispatcher"
 
 
 class TagPipes:
@@ -581,6 +582,13 @@ class TagPipes:
     def _links(self) -> dict[int, _Link]:
         body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
         return {link.index: link for link in map(_parse_link, self._nl.dump(RTM_GETLINK, body))}
+
+    def _link(self, name: str | None = None, index: int = 0) -> _Link | None:
+        body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
+        if name is not None:
+            body += _str(IFLA_IFNAME, name)
+        payload = self._nl.get(RTM_GETLINK, body)
+        return _parse_link(payload) if payload is not None else None
 
     def _filters(self, ifindex: int, parent: int = TC_H_INGRESS_PARENT) -> list[_Filter]:
         body = _TCMSG.pack(socket.AF_UNSPEC, ifindex, 0, parent, 0)
@@ -671,20 +679,7 @@ class TagPipes:
         on `ports` (None: on every link, one filter dump each)."""
         links = self._links()
         by_name = {link.name: link for link in links.values()}
-        pipes: list[tuple[_Link, _Link, int, str]] = []
-        for e in links.values():
-            a = links.get(e.peer) if e.peer else None
-            record = _parse_record(self.mark, e.alias)
-            if (
-                record is None
-                or e.kind != "veth"
-                or a is None
-                or a.kind != "veth"
-                or a.alias != self.mark
-                or e.name != self.naming.pipe_peer(a.name)
-            ):
-                continue
-            pipes.append((a, e, *record))
+        pipes = self._pipe_links(links)
         dispatchers: dict[int, Dispatcher] = {}
         tables: dict[int, dict[int, int] | None] = {}
         port_indexes = {by_name[port].index for *_, port in pipes if port in by_name}
@@ -694,20 +689,15 @@ class TagPipes:
             if link.index in ends or link.index not in port_indexes | scan:
                 continue
             f = self._ours(link.index)
-            table = _parse_dispatcher(self.mark, f.name) if f is not None else None
-            if link.index not in port_indexes and table is None:
+            if f is None or f.name != _dispatcher_name(self.mark):
                 continue
-            verified = (
-                f is not None
-                and table is not None
-                and f.tag in program_tags(dispatcher_program(table))
-            )
+            # what it must be: one entry per pipe of the port (the name cannot hold the table:
+            # cls_bpf names stop at 256 bytes), checked by the program's tag
+            table = {vlan: e.index for _, e, vlan, port in pipes if port == link.name}
+            verified = f.tag in program_tags(dispatcher_program(table))
             tables[link.index] = table if verified else None
-            if table is not None:
-                named = tuple(
-                    (v, links[i].name if i in links else None) for v, i in sorted(table.items())
-                )
-                dispatchers[link.index] = Dispatcher(link.name, named, verified)
+            named = tuple((v, links[i].name) for v, i in sorted(table.items())) if verified else ()
+            dispatchers[link.index] = Dispatcher(link.name, named, verified)
         out: set[TagPipe] = set()
         for a, e, vlan, port in pipes:
             master = links[a.master].name if a.master in links else None
@@ -723,6 +713,24 @@ class TagPipes:
                 )
             )
         return frozenset(out), frozenset(dispatchers.values())
+
+    def _pipe_links(self, links: Mapping[int, _Link]) -> list[tuple[_Link, _Link, int, str]]:
+        """(A, E, VLAN, port) of every pipe of ours among `links`."""
+        out = []
+        for e in links.values():
+            a = links.get(e.peer) if e.peer else None
+            record = _parse_record(self.mark, e.alias)
+            if (
+                record is None
+                or e.kind != "veth"
+                or a is None
+                or a.kind != "veth"
+                or a.alias != self.mark
+                or e.name != self.naming.pipe_peer(a.name)
+            ):
+                continue
+            out.append((a, e, *record))
+        return out
 
     def _problem(
         self,
@@ -771,30 +779,26 @@ class TagPipes:
             raise PipeError(errno.EINVAL, f"VLAN {vlan} out of range 1..{VLAN_MAX}")
         peer = self.naming.pipe_peer(name)
         record = _record(self.mark, vlan, port)
-        links = self._links()
-        by_name = {link.name: link for link in links.values()}
-        p = by_name.get(port)
+        p = self._link(port)
         if p is None:
             raise PipeError(errno.ENODEV, f"port {port} does not exist")
         master_index = 0
         if master is not None:
-            m = by_name.get(master)
+            m = self._link(master)
             if m is None or m.kind != "bridge" or m.alias != self.mark:
                 raise PipeError(errno.ENODEV, f"{master} is not a bridge of ours")
             master_index = m.index
-        a = by_name.get(name)
+        a = self._link(name)
         if a is not None:
-            e = links.get(a.peer) if a.peer else None
+            e = self._link(index=a.peer) if a.peer else None
             if a.kind != "veth" or a.alias not in ("", self.mark) or e is None or e.name != peer:
                 raise PipeError(errno.EEXIST, f"{name} exists and is not a pipe of ours")
             if _parse_record(self.mark, e.alias) not in (None, (vlan, port)):
                 # the binding moved to another port or tag: the old pipe goes first
                 self._delete(a)
                 a = None
-                links = self._links()
-                by_name = {link.name: link for link in links.values()}
         if a is None:
-            if peer in by_name:
+            if self._link(peer) is not None:
                 raise PipeError(errno.EEXIST, f"{peer} exists and is not the end of a pipe")
             body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _str(IFLA_IFNAME, name)
             peer_info = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _str(IFLA_IFNAME, peer)
@@ -807,10 +811,10 @@ class TagPipes:
                 self._nl.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body),
                 f"creating veth {name}",
             )
-            links = self._links()
-            by_name = {link.name: link for link in links.values()}
-            a = by_name[name]
-        e = by_name[peer]
+            a = self._link(name)
+        e = self._link(peer)
+        if a is None or e is None:
+            raise PipeError(errno.ENODEV, f"{name} vanished while being made")
         # the record first: once A carries the mark, E always says what the pipe is for
         self._set_link(e, alias=record, up=True)
         insns = tagger_program(vlan, p.index)
@@ -825,19 +829,20 @@ class TagPipes:
         if sync:
             self.sync_ports([port])
 
-    def remove(self, name: str, *, sync: bool = True) -> None:
-        """Delete pipe `name` (both ends) if it is ours; then fix its port's dispatcher."""
-        links = self._links()
-        a = next((link for link in links.values() if link.name == name), None)
+    def remove(self, name: str, *, sync: bool = True) -> str | None:
+        """Delete pipe `name` (both ends) if it is ours; then, with `sync`, fix its port's
+        dispatcher. Returns the pipe's port (None: there was no such pipe)."""
+        a = self._link(name)
         if a is None:
-            return
-        e = links.get(a.peer) if a.peer else None
+            return None
+        e = self._link(index=a.peer) if a.peer else None
         record = _parse_record(self.mark, e.alias) if e is not None else None
         if a.kind != "veth" or a.alias != self.mark or e is None or record is None:
             raise PipeError(0, f"refusing to delete {name}: it is not a pipe of ours")
         self._delete(a)
         if sync:
             self.sync_ports([record[1]])
+        return record[1]
 
     def _delete(self, a: _Link) -> None:
         body = _IFINFO.pack(socket.AF_UNSPEC, 0, a.index, 0, 0)
@@ -850,25 +855,25 @@ class TagPipes:
     def sync_ports(self, ports: Iterable[str] | None = None) -> None:
         """Rebuild the dispatchers of `ports` (None: every port with a pipe or one of ours)
         from the pipes that exist; a port left without pipes loses its dispatcher."""
-        pipes, dispatchers = self.read(ports)
         links = self._links()
         by_name = {link.name: link for link in links.values()}
-        wanted = (
-            {p.port for p in pipes} | {d.port for d in dispatchers} if ports is None else set(ports)
-        )
+        pipes = self._pipe_links(links)
+        if ports is None:
+            wanted = {port for *_, port in pipes}
+            wanted |= {d.port for d in self.read(None)[1]}
+        else:
+            wanted = set(ports)
         for port in sorted(wanted):
             link = by_name.get(port)
             if link is None:
                 continue
-            table = {
-                p.vlan: by_name[p.peer].index for p in pipes if p.port == port and p.peer in by_name
-            }
+            table = {vlan: e.index for _, e, vlan, p in pipes if p == port}
             current = self._ours(link.index)
             if not table:
                 if current is not None and current.name.startswith(self.mark + " "):
                     self._detach(link.index, port)
                 continue
-            name = _dispatcher_name(self.mark, table)
+            name = _dispatcher_name(self.mark)
             insns = dispatcher_program(table)
             if current is not None and current.name == name and current.tag in program_tags(insns):
                 continue
