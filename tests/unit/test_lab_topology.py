@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import textwrap
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -633,6 +635,97 @@ def test_hwvtep_and_controller() -> None:
         "t.yaml:10:70: nodes.c.targets[0]: no node named 'zz'"
     assert one_problem(hw(ovsdb="", targets="vt")) == \
         "t.yaml:10:70: nodes.c.targets[0]: target vt has no ovsdb listener"
+
+
+def test_physical_switch_name_and_reserved_daemons() -> None:
+    assert parse(hw()).node("vt").switch_name == "vt"  # default: the node's name
+    named = parse(hw().replace("    ovsdb:", "    physical_switch: s9\n    ovsdb:"))
+    assert named.node("vt").physical_switch == "s9" and named.node("vt").switch_name == "s9"
+    assert parse(WALKTHROUGH.read_text()).node("server2").switch_name == "s2"
+    assert one_problem(hw().replace("    ovsdb:", '    physical_switch: " s9"\n    ovsdb:')) \
+        == "t.yaml:9:22: nodes.vt.physical_switch: physical switch name ' s9' must be " \
+        "printable, without surrounding spaces"
+    taken = hw().replace("    ovsdb:", "    daemons: {agent: sleep 1, mine: sleep 1}\n    ovsdb:")
+    assert one_problem(taken) == \
+        "t.yaml:9:22: nodes.vt.daemons.agent: daemon name 'agent' is taken by the hwvtep " \
+        "node's own daemons (ovsdb-server, agent)"
+    # a host may call its daemon anything
+    assert parse(ROUTED.replace("    gateway: 10.2.0.254\n",
+                                "    gateway: 10.2.0.254\n    daemons: {agent: sleep 1}\n"))
+
+
+def finder(*missing: str) -> Callable[[str], str | None]:
+    return lambda name: None if name in missing else f"/usr/bin/{name}"
+
+
+def test_programs_that_up_would_start_must_exist() -> None:
+    text = hw().replace("  h1: {kind: host}",
+                        "  h1: {kind: host, daemons: {d: nosuchd -x, p: /opt/nope, ok: sleep 1}}")
+    assert parse(textwrap.dedent(text), "t.yaml", tools=finder()).node("h1").daemons
+    with pytest.raises(TopologyError) as info:
+        parse(text, "t.yaml", tools=finder("nosuchd", "/opt/nope", "hwvtep"))
+    assert [str(p) for p in info.value.problems] == [
+        "t.yaml:4:11: nodes.vt.kind: an hwvtep node runs `hwvtep ovsdb-server` and "
+        "`hwvtep agent`, but the hwvtep command is not found",
+        "t.yaml:11:33: nodes.h1.daemons.d: command 'nosuchd' is not found on PATH",
+        "t.yaml:11:48: nodes.h1.daemons.p: command '/opt/nope' is not an executable file",
+    ]
+    with pytest.raises(TopologyError) as info:
+        parse(text, "t.yaml", tools=finder("ip"))
+    assert [str(p) for p in info.value.problems] == [
+        "t.yaml:3:3: nodes: command 'ip' (iproute2) is not found on PATH; the lab starts its "
+        "daemons with `ip netns exec`"]
+    # without daemons nothing is looked up; without `tools` nothing is checked
+    assert parse(ROUTED, "t.yaml", tools=finder("ip", "hwvtep"))
+    assert parse(text, "t.yaml")
+    # other problems first: the program check runs on a file that is otherwise right
+    with pytest.raises(TopologyError) as info:
+        parse(text.replace("vt:eth0", "ghost:eth0"), "t.yaml", tools=finder("nosuchd"))
+    assert "command 'nosuchd' is not found on PATH" not in str(info.value)
+    assert "no node named 'ghost'" in str(info.value)
+
+
+def test_walkthrough_files_fit_the_example() -> None:
+    from hwvtep.lab import walkthrough as wt
+
+    topo = load_file(WALKTHROUGH)
+    assert wt.json_dir(WALKTHROUGH) == WALKTHROUGH.parent
+    assert wt.fit_problems(topo, wt.EXAMPLES) == []
+    red = wt.Attachment.read(wt.EXAMPLES / "attach_red2.json")
+    blue = wt.Attachment.read(wt.EXAMPLES / "attach_blue2.json")
+    assert (red.port, red.vni, red.locator_ip, red.remote_mac) == \
+        ("s2-eth1", 5000, "172.16.1.1", "02:00:00:00:01:01")
+    assert (blue.port, blue.vni, blue.locator_ip, blue.remote_mac) == \
+        ("s2-eth2", 5001, "172.16.1.1", "02:00:00:00:01:02")
+    assert wt.fit_problems(parse(ROUTED), wt.EXAMPLES)[0] == \
+        "node red1 must be a host node (missing)"
+    moved = parse(WALKTHROUGH.read_text().replace("s1-eth1", "s1-eth3"))
+    assert wt.fit_problems(moved, wt.EXAMPLES) == []
+    swapped = parse(WALKTHROUGH.read_text().replace('"red2:eth0", "server2:s2-eth1"',
+                                                    '"red2:eth0", "server2:s2-eth3"')
+                    .replace("physical_ports: [s2-eth1,", "physical_ports: [s2-eth3,"))
+    assert wt.fit_problems(swapped, wt.EXAMPLES) == [
+        f"{wt.EXAMPLES / 'attach_red2.json'} binds server2 port s2-eth1, which must be a "
+        "physical port linked to red2"]
+    recolored = parse(WALKTHROUGH.read_text().replace("vni: 5000", "vni: 5005"))
+    assert wt.fit_problems(recolored, wt.EXAMPLES) == [
+        f"{wt.EXAMPLES / 'attach_red2.json'} uses VNI 5000, but server1 puts red1 on [5005]"]
+
+
+def test_walkthrough_json_files_are_transactions() -> None:
+    from hwvtep.lab import walkthrough as wt
+
+    for name in wt.JSON_FILES:
+        ops = json.loads((wt.EXAMPLES / name).read_text())
+        assert ops[0] == "hardware_vtep" and all("op" in op for op in ops[1:]), name
+    # the locator is inserted once (by attach_red2), reused by blue through its UUID
+    red = json.loads((wt.EXAMPLES / "attach_red2.json").read_text())
+    blue = json.loads((wt.EXAMPLES / "attach_blue2.json").read_text())
+    loc = next(op["uuid"] for op in red[1:] if op.get("table") == "Physical_Locator")
+    assert not any(op["op"] == "insert" and op["table"] == "Physical_Locator"
+                   for op in blue[1:])
+    assert any(op["op"] == "wait" and op["where"] == [["_uuid", "==", ["uuid", loc]]]
+               for op in blue[1:])
 
 
 def test_duplicate_tunnel_ips() -> None:

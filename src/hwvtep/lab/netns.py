@@ -315,8 +315,9 @@ def hwvtep_daemon_argvs(state: LabState, node: Node, program: str) -> dict[str, 
     rundir = node_dir(state, node.name)
     server = [program, "ovsdb-server", f"--remote=punix:{rundir / DB_SOCKET}",
               *(f"--remote={remote}" for remote in node.ovsdb),
-              f"--unixctl={rundir / UNIXCTL}", "--create-if-missing", str(rundir / DB_FILE)]
-    agent = [program, "agent", f"--db=unix:{rundir / DB_SOCKET}",
+              f"--unixctl={rundir / UNIXCTL}", "-vconsole:info", "--create-if-missing",
+              str(rundir / DB_FILE)]
+    agent = [program, "agent", f"--db=unix:{rundir / DB_SOCKET}", "-vconsole:info",
              *(f"--port={port}" for port in node.physical_ports), node.switch_name]
     return {"ovsdb-server": server, "agent": agent}
 
