@@ -573,8 +573,10 @@ class LinuxDataPlane:
                 link = await self._get(name)
                 if link is None:
                     return
+                prefix = link.alias[len(MARK_PREFIX) :]
                 if link.kind == "veth" and link.alias.startswith(MARK_PREFIX):
-                    prefix = link.alias[len(MARK_PREFIX) :]
+                    if prefix not in self._pipes:  # not this agent's: its pipes were read
+                        raise _Refused(0, f"refusing to delete {name}: not a pipe of ours")
                     try:
                         port = self.pipes(prefix).remove(name, sync=False)
                     except (PipeError, ModelError) as e:
