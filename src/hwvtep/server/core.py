@@ -33,6 +33,7 @@ from hwvtep.ovsdb.monitor import (
 from hwvtep.ovsdb.schema import DatabaseSchema, bundled_schema
 from hwvtep.ovsdb.transaction import execute
 from hwvtep.server.locks import LockTable
+from hwvtep.server.storage import random_uuid
 
 log = logging.getLogger("hwvtep.server")
 
@@ -71,6 +72,8 @@ class ServedDb:
     history: TxnHistory
     path: str = ""
     read_only: bool = False
+    # Every session's monitors of this database, for the per-commit fan-out.
+    subs: set[MonitorSub] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -84,6 +87,9 @@ class MonitorSub:
         default_factory=dict)
     has_pending: bool = False
     pending_txn_id: str = ""
+    # Monitors with equal encoding keys get the same bytes for a commit; the key is a
+    # deep tuple, so it is hashed once here (into a small int) rather than per commit.
+    encoding: int = 0
 
 
 @dataclass(eq=False)
@@ -115,7 +121,7 @@ class ServerCore:
                  new_uuid: Callable[[], str] | None = None) -> None:
         self.now = now
         self.server_id = server_id or str(uuid.uuid4())
-        self.new_uuid = new_uuid or (lambda: str(uuid.uuid4()))
+        self.new_uuid = new_uuid or random_uuid
         self.dbs: dict[str, ServedDb] = {}
         self.locks = LockTable()
         self.sessions: set[SessionState] = set()
@@ -127,6 +133,7 @@ class ServerCore:
         # Not read_only: writes to it fail as to any reserved database, worded so.
         self._server = ServedDb(SERVER_DB, Database(server_schema), None, TxnHistory())
         self._server_rows: dict[str, str] = {}  # db name -> row uuid in _Server
+        self._encodings: dict[tuple[Any, ...], int] = {}
         self.dbs[SERVER_DB] = self._server
         # ovsdb-server lists _Server in its own Database table too.
         self._server_db_changed(SERVER_DB, server_schema)
@@ -148,6 +155,7 @@ class ServerCore:
             for key, sub in list(s.monitors.items()):
                 if sub.db is served:
                     del s.monitors[key]
+                    served.subs.discard(sub)
                     if s.db_change_aware:
                         s.link.send(Notification("monitor_canceled",
                                                  [sub.monitor.monitor_id]))
@@ -195,6 +203,8 @@ class ServerCore:
             return
         s.closed = True
         self.sessions.discard(s)
+        for sub in s.monitors.values():
+            sub.db.subs.discard(sub)
         s.monitors.clear()
         self.pending = [p for p in self.pending if p.session is not s]
         for name, owner in self.locks.drop_session(s):
@@ -392,7 +402,9 @@ class ServerCore:
         monitor = create_monitor(served.db.schema, req.method, req.params,
                                  id_in_use=lambda mid: _id_key(mid) in s.monitors)
         result = monitor.reply(served.db.tables, served.history)
-        s.monitors[_id_key(monitor.monitor_id)] = MonitorSub(s, served, monitor)
+        sub = MonitorSub(s, served, monitor, encoding=self._encoding_of(monitor))
+        s.monitors[_id_key(monitor.monitor_id)] = sub
+        served.subs.add(sub)
         return result
 
     def _monitor_cond_change(self, s: SessionState, req: Request) -> Any:
@@ -406,6 +418,7 @@ class ServerCore:
         conditions = sub.monitor.parse_cond_change(requests)
         self._flush_sub(sub)
         update = sub.monitor.apply_cond_change(conditions, sub.db.db.tables)
+        sub.encoding = self._encoding_of(sub.monitor)
         if new_key != old_key:
             del s.monitors[old_key]
             sub.monitor.monitor_id = new_id
@@ -421,27 +434,36 @@ class ServerCore:
         if not (isinstance(p, list) and len(p) == 1):
             self._reply(s, error_reply("invalid parameters", req.id))
             return _DEFERRED
-        if s.monitors.pop(_id_key(p[0]), None) is None:
+        sub = s.monitors.pop(_id_key(p[0]), None)
+        if sub is None:
             self._reply(s, error_reply("unknown monitor", req.id))
             return _DEFERRED
+        sub.db.subs.discard(sub)
         return {}
 
+    def _encoding_of(self, monitor: Monitor) -> int:
+        return self._encodings.setdefault(monitor.cache_key, len(self._encodings))
+
     def _notify_monitors(self, served: ServedDb, changes: Changes, txn_id: str) -> None:
+        if not served.subs:
+            return
         encoder: CommitEncoder | None = None
-        for s in list(self.sessions):
-            for sub in list(s.monitors.values()):
-                if sub.db is not served:
-                    continue
-                if sub.has_pending or s.link.backlogged:
-                    _merge_into(sub.pending, changes)
-                    sub.has_pending = True
-                    sub.pending_txn_id = txn_id
-                    continue
+        encoded: dict[int, bytes | None] = {}
+        for sub in served.subs:
+            s = sub.session
+            if sub.has_pending or s.link.backlogged:
+                _merge_into(sub.pending, changes)
+                sub.has_pending = True
+                sub.pending_txn_id = txn_id
+                continue
+            try:
+                body = encoded[sub.encoding]
+            except KeyError:
                 if encoder is None:
                     encoder = CommitEncoder(changes)
-                body = encoder.updates_json(sub.monitor)
-                if body is not None:
-                    s.link.send_raw(sub.monitor.notification_bytes(body, txn_id))
+                body = encoded[sub.encoding] = encoder.updates_json(sub.monitor)
+            if body is not None:
+                s.link.send_raw(sub.monitor.notification_bytes(body, txn_id))
 
     def _flush_sub(self, sub: MonitorSub) -> None:
         if not sub.has_pending:

@@ -9,9 +9,12 @@ updates per row), and probes idle tcp/ssl peers with "echo" like ovsdb-server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import itertools
 import logging
 from collections.abc import Callable
+from typing import cast
 
 from hwvtep.ovsdb.jsonrpc import (
     Closed,
@@ -46,6 +49,7 @@ class SessionProtocol(asyncio.Protocol):
         self.state: SessionState | None = None
         self._paused = False
         self._closed = False
+        self._out: list[bytes] = []  # written while corked (see _Cork)
         self._on_close = on_close
         self._loop = asyncio.get_running_loop()
         # Inactivity probe, as Open vSwitch's reconnect: after probe_ms without activity
@@ -72,25 +76,40 @@ class SessionProtocol(asyncio.Protocol):
         return self._paused
 
     def send(self, msg: Message) -> None:
-        if self.transport is not None and not self._closed:
-            self.transport.write(encode(msg))
+        self.send_raw(encode(msg))
 
     def send_raw(self, data: bytes) -> None:
-        if self.transport is not None and not self._closed:
+        if self.transport is None or self._closed:
+            return
+        if _cork.depth:
+            if not self._out:
+                _cork.dirty.append(self)
+            self._out.append(data)
+        else:
             self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None and not self._closed:
+            self._flush()
             self.transport.close()
+
+    def _flush(self) -> None:
+        if self._out:
+            data = b"".join(self._out)
+            self._out = []
+            if self.transport is not None and not self._closed:
+                self.transport.write(data)
+                if len(data) > 65536:
+                    _trimmer.count(len(data), self._loop)
 
     # ---- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        # (uvloop's transports do not derive from asyncio.Transport but behave as one)
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         if not self._name:
-            self._name = _session_name(transport)
+            self._name = _session_name(self.transport)
         self.state = self.core.open_session(self)
         if self.probe_ms > 0:
             self._last_activity = self._loop.time()
@@ -102,12 +121,22 @@ class SessionProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_activity = self._loop.time()
         self.conn.receive_data(data)
-        self._drain_events()
+        self._corked_drain()
+        _trimmer.count(len(data), self._loop)
 
     def eof_received(self) -> bool | None:
         self.conn.receive_data(b"")
-        self._drain_events()
+        self._corked_drain()
         return None
+
+    def _corked_drain(self) -> None:
+        _cork.depth += 1
+        try:
+            self._drain_events()
+        finally:
+            _cork.depth -= 1
+            if not _cork.depth:
+                _cork.flush()
 
     def _drain_events(self) -> None:
         state = self.state
@@ -191,7 +220,8 @@ class SessionProtocol(asyncio.Protocol):
             self._last_activity = now
         self._last_backlog = backlog
         sent = self._probe_sent_at
-        if sent is not None and self._last_activity > sent:
+        # (>=: a fast answer can share the millisecond of the probe on coarse clocks)
+        if sent is not None and self._last_activity >= sent:
             self._probe_sent_at = sent = None
         if sent is None:
             due = self._last_activity + interval
@@ -211,6 +241,64 @@ class SessionProtocol(asyncio.Protocol):
             self.close()
 
 
+class _Cork:
+    """Output produced while one read is handled, written once per session at its end.
+
+    A read often holds many requests (pipelining) and each commit sends updates to every
+    monitoring session: without this, every reply and notification would be a system
+    call of its own. Only the event loop's thread uses it.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.dirty: list[SessionProtocol] = []
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        for proto in dirty:
+            proto._flush()
+
+
+_cork = _Cork()
+
+
+class _Trimmer:
+    """Gives freed heap memory back to the system after a lot of traffic.
+
+    Big requests and replies (a bulk insert, a select of every row) parse into, and are
+    built from, many short-lived objects; once freed they leave holes among the rows that
+    stay, which the C library keeps unless asked (ovsdb-server's
+    memory-trim-on-compaction does the same). Counted in bytes of traffic, done at most
+    once a second, after the current work.
+    """
+
+    EVERY_BYTES = 16 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.last = 0.0
+        self.scheduled = False
+        self._trim: Callable[[int], int] | None = None
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+
+    def count(self, n: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.bytes += n
+        if self.bytes < self.EVERY_BYTES or self.scheduled or self._trim is None:
+            return
+        self.scheduled = True
+        delay = max(0.0, self.last + 1.0 - loop.time())
+        loop.call_later(delay, self._run, loop)
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.scheduled = False
+        self.bytes = 0
+        self.last = loop.time()
+        if self._trim is not None:
+            self._trim(0)
+
+
+_trimmer = _Trimmer()
 _unix_sessions = itertools.count(1)
 
 
