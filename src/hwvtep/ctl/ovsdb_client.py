@@ -99,6 +99,7 @@ class Options:
         self.no_chdir = False
         self.pidfile: str | None = None
         self.log = Log()
+        self.log.default = 4  # ovsdb-client logs "info" and above to the console
 
 
 def rundir() -> str:
@@ -340,13 +341,27 @@ def vlog(module: str, level: str, msg: str) -> None:
     log.log(module, level.lower(), msg)
 
 
+def vlog_console_off() -> None:
+    """A detached daemon logs nothing to the console (it has none)."""
+    log = _log_holder[0] if _log_holder else None
+    if log is not None:
+        log.default = 0
+        log.levels = {}
+
+
 def _on_fatal_signal(signum: int, frame: object) -> None:
     import signal
 
     name = signal.strsignal(signum) or str(signum)
     vlog("fatal_signal", "warn", f"terminating with signal {signum} ({name})")
+    for path in _remove_on_exit:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+_remove_on_exit: list[str] = []
 
 
 def _install_signals(timeout: int) -> None:
@@ -366,6 +381,10 @@ def dumps(j: Any, pretty: bool = False) -> str:
     from hwvtep.ctl.values import json_dumps
 
     return json_dumps(j, pretty)
+
+
+class Walked(dict):  # type: ignore[type-arg]
+    """An object whose members are already in the order OVS walks them."""
 
 
 def dumps_hash_order(j: Any) -> str:
@@ -398,7 +417,8 @@ def dumps_hash_order(j: Any) -> str:
             out.append("]")
         else:
             out.append("{")
-            for n, k in enumerate(ovs_object_order(list(v))):
+            keys = list(v) if isinstance(v, Walked) else ovs_object_order(list(v))
+            for n, k in enumerate(keys):
                 if n:
                     out.append(",")
                 out.append(json_string(k))
@@ -426,15 +446,47 @@ def _as_sent(j: Any) -> Any:
     return j
 
 
+def _plain_json(j: Any) -> bool:
+    """Whether *j* holds only values OVS's parser would read the same way (no NaN or
+    infinities, integers within 64 bits, strings free of NULs and lone surrogates)."""
+    if isinstance(j, str):
+        return "\0" not in j and (j.isascii() or _encodable(j))
+    if isinstance(j, bool) or j is None:
+        return True
+    if isinstance(j, int):
+        return -(2**63) <= j < 2**63
+    if isinstance(j, float):
+        return j - j == 0.0
+    if isinstance(j, list):
+        return all(_plain_json(e) for e in j)
+    return all(_plain_json(k) and _plain_json(v) for k, v in j.items())
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_json(s: str) -> Any:
     """json_from_string() on a command-line argument; a JSON string counts as an error,
     as in ovsdb-client."""
-    from hwvtep.ovsdb.log import OvsJsonError, ovs_json_loads
+    from hwvtep.ctl import jsonfast
 
     try:
-        j = ovs_json_loads(s.encode("utf-8", "surrogateescape"))
-    except OvsJsonError as e:
-        _fatal(f'"{s}": {e}')
+        j = jsonfast.loads(s)
+    except ValueError:
+        j = None
+    if not isinstance(j, (list, dict)) or not _plain_json(j):
+        # What the C accelerator rejects, or reads otherwise than OVS: OVS's own parser.
+        from hwvtep.ovsdb.log import OvsJsonError, ovs_json_loads
+
+        try:
+            j = ovs_json_loads(s.encode("utf-8", "surrogateescape"))
+        except OvsJsonError as e:
+            _fatal(f'"{s}": {e}')
     if isinstance(j, str):
         _fatal(f'"{s}": {j}')
     return _as_sent(j)
@@ -1292,9 +1344,9 @@ def do_backup(ctx: Ctx, rpc: Rpc | None, database: str | None, args: list[str]) 
             if not (isinstance(uuid, list) and len(uuid) == 2 and uuid[0] == "uuid"
                     and isinstance(uuid[1], str)):
                 _fatal(f'syntax "{dumps(uuid)}": syntax error: expected ["uuid", <string>]')
-            # The row object minus _uuid, copied member by member as OVS walks it.
-            out_rows[uuid[1].lower()] = {k: row[k] for k in ovs_object_order(list(row))
-                                         if k != "_uuid"}
+            # The row object as received (OVS shares it), minus _uuid.
+            out_rows[uuid[1].lower()] = Walked((k, row[k]) for k in ovs_object_order(list(row))
+                                               if k != "_uuid")
         record[tname] = out_rows
     record["_comment"] = f'produced by "{PROGRAM} backup"'
     record["_is_diff"] = True
@@ -1374,9 +1426,19 @@ def _read_backup(data: bytes) -> tuple[DatabaseSchema, dict[str, dict[str, Any]]
     import uuid
 
     from hwvtep.ovsdb.database import Database
-    from hwvtep.ovsdb.log import record_to_changes, scan_records
+    from hwvtep.ovsdb.errors import OvsdbError
+    from hwvtep.ovsdb.log import (
+        OVSDB_MAGIC,
+        RAFT_MAGIC,
+        file_magic,
+        record_to_changes,
+        scan_records,
+    )
     from hwvtep.ovsdb.schema import DatabaseSchema
 
+    if file_magic(data, "/dev/stdin", (OVSDB_MAGIC, RAFT_MAGIC)) == RAFT_MAGIC:
+        raise OvsdbError("ovsdb error", "/dev/stdin: cannot apply this operation to "
+                         "clustered database file")
     scan = scan_records(data, "/dev/stdin")
     if scan.error is not None and not scan.records:
         raise scan.error
@@ -1408,19 +1470,28 @@ def _schema_from_file(path: str) -> tuple[dict[str, Any], DatabaseSchema]:
     from hwvtep.ovsdb.log import OvsJsonError, error_to_string, ovs_json_loads
     from hwvtep.ovsdb.schema import DatabaseSchema
 
+    why = None
     try:
         with open(path, "rb") as f:
             text = f.read()
     except OSError as e:
-        _fatal(f"{path}: open failed ({e.strerror})")
-    try:
-        j = ovs_json_loads(text)
-    except OvsJsonError as e:
-        _fatal(f"{path}: {e}")
+        why = f'error opening "{path}": {e.strerror}'
+    else:
+        try:
+            j = ovs_json_loads(text)
+        except OvsJsonError as e:
+            why = str(e)
+        else:
+            if isinstance(j, str):
+                why = j
+    if why is not None:
+        _fatal(f'failed to read schema: "{path}" could not be read as JSON ({why})')
     try:
         return j, DatabaseSchema.from_json(j)
     except OvsdbError as e:
-        _fatal(error_to_string(e))
+        wrapped = OvsdbError(e.tag, f'failed to parse "{path}" as ovsdb schema: {e.details}',
+                             e.syntax)
+        _fatal(error_to_string(wrapped))
 
 
 def do_convert(ctx: Ctx, rpc: Rpc | None, database: str | None, args: list[str]) -> None:
@@ -1462,10 +1533,13 @@ def do_wait(ctx: Ctx, rpc: Rpc | None, database: str | None, args: list[str]) ->
         op["rows"] = [{}] if state == "added" else []
     remotes = [make_remote(n, ctx.opts) for n in _split_remotes(name)]
     client = SyncClient(remotes, ssl=_ssl_config(ctx.opts), timeout=None)
+    vlog("reconnect", "info", f"{name}: connecting...")
     while True:
         try:
             try:
                 client.call("set_db_change_aware", [True])
+                if client.core.n_ready == 1:
+                    vlog("reconnect", "info", f"{name}: connected")
             except RpcError as e:
                 _fatal(f"{client.remote}: set_db_change_aware failed "
                        f"({dumps_hash_order(e.error)})")
@@ -1548,6 +1622,7 @@ def _daemonize_complete() -> None:
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.close(null)
+        vlog_console_off()
 
 
 def _write_pidfile(path: str) -> None:
@@ -1564,6 +1639,7 @@ def _write_pidfile(path: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(path)
     atexit.register(remove)
+    _remove_on_exit.append(path)
 
 
 # --- main ---------------------------------------------------------------------------------
