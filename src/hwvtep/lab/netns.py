@@ -16,13 +16,14 @@ Daemons run through a small "process in a namespace" facility (:func:`spawn_in_n
 :func:`stop_process`, :func:`is_running`) with a pidfile and a log under the lab
 directory. An hwvtep node gets two of them, `hwvtep ovsdb-server` (its hardware_vtep
 database, files in ``<lab dir>/<node>/``) and `hwvtep agent`; `up` returns once the
-database answers.
+database answers and the agent has registered its switch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import signal
@@ -308,6 +309,57 @@ def wait_for_socket(path: Path, obj: Obj, timeout: float = READY_TIMEOUT) -> Non
             raise LabError(f"daemon {obj['node']}/{obj['name']} does not listen on {path} "
                            f"after {timeout:.0f} s; log {obj['log']}")
         time.sleep(0.01)
+
+
+def _select_switch(path: Path, name: str, timeout: float) -> list[Any] | None:
+    """The `ports` of Physical_Switch `name` (None: no such row), asked on a fresh session."""
+    request = {"id": 0, "method": "transact", "params": [
+        "hardware_vtep", {"op": "select", "table": "Physical_Switch",
+                          "where": [["name", "==", name]], "columns": ["ports"]}]}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode())
+        buf = b""
+        decoder = json.JSONDecoder()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise OSError("the server closed the connection")
+            buf += chunk
+            try:
+                reply, _ = decoder.raw_decode(buf.decode())
+            except ValueError:
+                continue
+            if reply.get("id") != 0:  # e.g. the server's own echo probe
+                buf = b""
+                continue
+            rows = (reply.get("result") or [{}])[0].get("rows")
+            if not rows:
+                return None
+            ports = rows[0]["ports"]
+            return list(ports[1]) if ports[0] == "set" else [ports]
+
+
+def wait_for_switch(path: Path, node: Node, agent: Obj, timeout: float = READY_TIMEOUT) -> None:
+    """Until the agent has registered its switch and ports, so a `hwvtep ctl` run right
+    after `up` finds them (and never races the agent to create the switch)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ports = _select_switch(path, node.switch_name, timeout)
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            ports = None
+        if ports is not None and len(ports) >= len(node.physical_ports):
+            return
+        if not is_running(int(agent["pid"]), int(agent["start_time"])):
+            raise LabError(f"daemon {node.name}/agent ({' '.join(agent['argv'])}) exited "
+                           f"before it registered switch {node.switch_name}"
+                           f"{_tail(Path(str(agent['log'])))}")
+        if time.monotonic() > deadline:
+            raise LabError(f"the agent of {node.name} did not register switch "
+                           f"{node.switch_name} within {timeout:.0f} s; log {agent['log']}")
+        time.sleep(0.02)
 
 
 def hwvtep_daemon_argvs(state: LabState, node: Node, program: str) -> dict[str, list[str]]:
@@ -611,6 +663,9 @@ class _Builder:
         assert obj is not None
         wait_for_socket(rundir / DB_SOCKET, obj)
         agent = self.daemon(node, "agent", argvs["agent"], env)
+        obj = self.state.find("process", node=node.name, name="agent")
+        assert obj is not None
+        wait_for_switch(rundir / DB_SOCKET, node, obj)
         return [server, agent]
 
     def daemon(self, node: Node, name: str, argv: Sequence[str],

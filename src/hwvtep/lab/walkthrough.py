@@ -179,6 +179,7 @@ class Walkthrough:
         self.tunnel_ip = str(self.vtep.tunnel_ip)
         self.remote = next(e for e in topo.ovsdb_endpoints(self.vtep) if e.startswith("tcp:"))
         self.steps = 0
+        self.current = "the start"
         self.timings: list[str] = []
         self.has_nc = shutil.which("nc") is not None
         self.has_jq = shutil.which("jq") is not None
@@ -189,10 +190,12 @@ class Walkthrough:
             print(textwrap.fill(" ".join(para.split()), WIDTH), file=self.out)
         self.out.flush()
 
-    def step(self, title: str) -> None:
-        self.steps += 1
-        print(f"\n== {self.steps}. {title} " + "=" * max(3, WIDTH - len(title) - 8),
-              file=self.out)
+    def step(self, title: str, *, numbered: bool = True) -> None:
+        if numbered:
+            self.steps += 1
+        self.current = f"step {self.steps}" if numbered else title
+        head = f"== {self.steps}. {title} " if numbered else f"== {title} "
+        print(f"\n{head}" + "=" * max(3, WIDTH - len(head)), file=self.out)
 
     def ok(self, text: str) -> None:
         print(f"   ok: {text}", file=self.out, flush=True)
@@ -279,7 +282,7 @@ class Walkthrough:
         leftovers = [c for c in (RED, BLUE) if c.name in names]
         if not leftovers:
             return
-        self.step("Reset: detach what an earlier walkthrough attached")
+        self.step("Reset: detach what an earlier walkthrough attached", numbered=False)
         self.say("""This lab still has the logical switches of an earlier run. The detach
             files remove each logical switch with every row that refers to it, the MACs the
             agent reported included.""")
@@ -497,7 +500,7 @@ def run(file: Path | None, *, root: Path, out: TextIO = sys.stdout, client: str 
     try:
         walk.play()
     except StepFailed as exc:
-        print(f"\nFAILED at step {walk.steps}: {exc}", file=out)
+        print(f"\nFAILED at {walk.current}: {exc}", file=out)
         print("The lab stays up for a look: hwvtep lab status, the daemons' logs in "
               f"{result.state.directory}; `hwvtep lab down` removes it.", file=out, flush=True)
         return 1
