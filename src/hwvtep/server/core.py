@@ -72,8 +72,9 @@ class ServedDb:
     history: TxnHistory
     path: str = ""
     read_only: bool = False
-    # Every session's monitors of this database, for the per-commit fan-out.
-    subs: set[MonitorSub] = field(default_factory=set)
+    # Every session's monitors of this database, for the per-commit fan-out, in the
+    # order a session's notifications go out (creation, or renaming by cond_change).
+    subs: dict[MonitorSub, None] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -155,7 +156,7 @@ class ServerCore:
             for key, sub in list(s.monitors.items()):
                 if sub.db is served:
                     del s.monitors[key]
-                    served.subs.discard(sub)
+                    served.subs.pop(sub, None)
                     if s.db_change_aware:
                         s.link.send(Notification("monitor_canceled",
                                                  [sub.monitor.monitor_id]))
@@ -204,7 +205,7 @@ class ServerCore:
         s.closed = True
         self.sessions.discard(s)
         for sub in s.monitors.values():
-            sub.db.subs.discard(sub)
+            sub.db.subs.pop(sub, None)
         s.monitors.clear()
         self.pending = [p for p in self.pending if p.session is not s]
         for name, owner in self.locks.drop_session(s):
@@ -404,7 +405,7 @@ class ServerCore:
         result = monitor.reply(served.db.tables, served.history)
         sub = MonitorSub(s, served, monitor, encoding=self._encoding_of(monitor))
         s.monitors[_id_key(monitor.monitor_id)] = sub
-        served.subs.add(sub)
+        served.subs[sub] = None
         return result
 
     def _monitor_cond_change(self, s: SessionState, req: Request) -> Any:
@@ -423,6 +424,8 @@ class ServerCore:
             del s.monitors[old_key]
             sub.monitor.monitor_id = new_id
             s.monitors[new_key] = sub
+            del sub.db.subs[sub]
+            sub.db.subs[sub] = None
         if update:
             s.link.send(Notification(sub.monitor.notification_method,
                                      sub.monitor.notification_params(
@@ -438,7 +441,7 @@ class ServerCore:
         if sub is None:
             self._reply(s, error_reply("unknown monitor", req.id))
             return _DEFERRED
-        sub.db.subs.discard(sub)
+        sub.db.subs.pop(sub, None)
         return {}
 
     def _encoding_of(self, monitor: Monitor) -> int:
@@ -449,7 +452,7 @@ class ServerCore:
             return
         encoder: CommitEncoder | None = None
         encoded: dict[int, bytes | None] = {}
-        for sub in served.subs:
+        for sub in list(served.subs):
             s = sub.session
             if sub.has_pending or s.link.backlogged:
                 _merge_into(sub.pending, changes)
