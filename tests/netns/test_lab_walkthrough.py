@@ -300,8 +300,8 @@ def test_hwvtep_daemons_are_restarted_by_up_and_keep_the_database(lab: Lab) -> N
     lab.ctl("set Physical_Switch s2 tunnel_ips=172.16.2.1")
     # both daemons run inside server2's namespace
     inode = netns.netns_inode(state.namespace("server2"))
-    for obj in state.of_kind("process"):
-        assert os.stat(f"/proc/{obj['pid']}/ns/net").st_ino == inode
+    for proc in state.of_kind("process"):
+        assert os.stat(f"/proc/{proc['pid']}/ns/net").st_ino == inode
 
     for name in ("agent", "ovsdb-server"):
         obj = state.find("process", node="server2", name=name)

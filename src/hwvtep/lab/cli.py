@@ -97,6 +97,9 @@ def main(argv: list[str]) -> int:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"hwvtep lab: {text}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `hwvtep lab status | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 # --------------------------------------------------------------------------- verbs
