@@ -181,7 +181,7 @@ class Walkthrough:
         self.steps = 0
         self.current = "the start"
         self.timings: list[str] = []
-        self.has_nc = shutil.which("nc") is not None
+        self.has_nc = _nc_can_half_close()
         self.has_jq = shutil.which("jq") is not None
 
     # -- printing
@@ -341,7 +341,8 @@ class Walkthrough:
                 raise StepFailed("get_schema did not return the hardware_vtep schema")
             self.ok(f"schema hardware_vtep version {schema.get('version')}")
         else:
-            self.say("(nc is not installed: the raw JSON-RPC part is skipped.)")
+            self.say("(nc with -N, e.g. netcat-openbsd, is not installed: the raw JSON-RPC "
+                     "part is skipped.)")
         self.say("The same through an OVSDB client:")
         dbs = self.must("controller", f"{self.client} list-dbs {self.remote}").output.split()
         if "hardware_vtep" not in dbs:
@@ -449,6 +450,19 @@ class Walkthrough:
         text = self.must(node, "cat /proc/net/snmp", show=False).output
         lines = [line.split() for line in text.splitlines() if line.startswith("Icmp:")]
         return int(lines[1][lines[0].index("InEchos")])
+
+
+def _nc_can_half_close() -> bool:
+    """Whether `nc` is there and has -N (shut the socket down at end of input), which the
+    raw requests need: netcat-openbsd has it, the traditional netcat does not."""
+    if shutil.which("nc") is None:
+        return False
+    try:
+        usage = subprocess.run(["nc", "-h"], capture_output=True, text=True, timeout=5,
+                               stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "-N" in usage.stdout + usage.stderr
 
 
 def _fields(listing: str) -> dict[str, str]:
