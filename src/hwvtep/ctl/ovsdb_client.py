@@ -1444,6 +1444,11 @@ def _read_backup(data: bytes) -> tuple[DatabaseSchema, dict[str, dict[str, Any]]
         raise scan.error
     records = scan.records
     schema = DatabaseSchema.from_json(records[0].json)
+    try:
+        os.lseek(0, 0, os.SEEK_CUR)
+    except OSError as e:
+        # OVS opens the file for appending after reading it: a pipe will not do.
+        raise OvsdbError("I/O error", f"/dev/stdin: seek failed ({e.strerror})") from None
     db = Database(schema)
     for rec in records[1:]:
         db.apply(record_to_changes(schema, db.tables, rec.json,
