@@ -350,7 +350,7 @@ def test_online_compaction_keeps_data_and_blocks_briefly(tmp_path: Path) -> None
         assert probe.count > 10
         # Clients wait at most about as long as the compaction itself took, and that is
         # short for 20,000 rows.
-        assert worst < 1.5, f"a client waited {worst:.2f}s during compaction ({took:.2f}s)"
+        assert worst < 1.0, f"a client waited {worst:.2f}s during compaction ({took:.2f}s)"
         # One snapshot record after the schema.
         data = srv.db.read_bytes()
         first = ovlog.read_record(data, 0, str(srv.db))
@@ -482,3 +482,94 @@ def test_commit_error_is_reported_and_leaves_memory_unchanged(tmp_path: Path) ->
     assert reply.result[-1]["error"] == "I/O error"
     assert not db.tables["Logical_Switch"]
     assert not isinstance(reply, Error)
+
+
+def test_commits_during_background_compaction_are_kept(tmp_path: Path) -> None:
+    """Storage level: rows committed between the snapshot and the swap end up after
+    the snapshot in the new file, and a reopen sees them all."""
+    from hwvtep.ovsdb.transaction import execute
+
+    path = tmp_path / "db"
+    schema_json = json.loads(Path(storage_mod.__file__).parent.parent.joinpath(
+        "schemas", "hardware_vtep.ovsschema").read_text())
+    storage_mod.create(str(path), schema_json)
+    st = storage_mod.Storage.open(str(path))
+
+    def commit(name: str) -> None:
+        out = execute(st.db, [DB, {"op": "insert", "table": "Logical_Switch",
+                                   "row": {"name": name}}])
+        assert out.changes is not None and st.commit(out.changes)
+        st.db.apply(out.changes)
+
+    for i in range(20):
+        commit(f"before{i}")
+    job = st.begin_compaction()
+    assert st.compacting
+    with pytest.raises(OSError):
+        st.begin_compaction()
+    commit("during0")
+    t = threading.Thread(target=job.write)
+    t.start()
+    commit("during1")
+    t.join()
+    commit("during2")
+    st.finish_compaction(job)
+    assert not st.compacting
+    commit("after")
+    st.close()
+    data = path.read_bytes()
+    records = []
+    offset = 0
+    while (r := ovlog.read_record(data, offset, str(path))) is not None:
+        assert isinstance(r, ovlog.Record)
+        records.append(r)
+        offset = r.end
+    # schema, snapshot (20 rows), three commits made meanwhile, one after.
+    assert len(records) == 6
+    assert len(records[1].json["Logical_Switch"]) == 20
+    with storage_mod.Storage.open(str(path), read_only=True, strict=True) as again:
+        names = {r["name"][0] for r in again.db.tables["Logical_Switch"].values()}
+    assert names == {f"before{i}" for i in range(20)} | {"during0", "during1", "during2",
+                                                         "after"}
+
+
+def test_compaction_under_load_then_crash(tmp_path: Path) -> None:
+    """Clients commit while the server compacts (several times); after a SIGKILL every
+    acknowledged commit is in the compacted file."""
+    srv = Server(tmp_path / "s").start()
+    acked: dict[str, bool] = {}
+    try:
+        with srv.client(timeout=120) as c:
+            _fill(c, 20_000)
+
+        def compact_repeatedly() -> None:
+            for _ in range(3):
+                cp = srv.appctl("ovsdb-server/compact")
+                assert cp.returncode == 0, cp
+
+        compactor = threading.Thread(target=compact_repeatedly)
+
+        async def scenario() -> None:
+            stop = asyncio.Event()
+            tasks = [asyncio.create_task(_committer(srv, i, acked, stop)) for i in range(6)]
+            await asyncio.sleep(0.2)
+            compactor.start()
+            while compactor.is_alive():
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
+            assert srv.pid is not None
+            os.kill(srv.pid, signal.SIGKILL)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+        asyncio.run(scenario())
+        compactor.join()
+        srv.wait_gone()
+        srv.start()
+        with srv.client(timeout=60) as c:
+            present = names_in(c)
+            assert len(_macs(c)) == 20_000
+        assert not {n for n, v in acked.items() if v and n not in present}
+        assert not {n for n, v in acked.items() if not v and n in present}
+        assert sum(acked.values()) > 50
+    finally:
+        srv.stop()

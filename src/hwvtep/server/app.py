@@ -246,14 +246,41 @@ class ServerApp:
             try:
                 self.core.run_timers()
                 for name, st in list(self.storages.items()):
-                    if st.should_compact():
+                    if not st.compacting and st.should_compact():
                         log.info("%s: compacting database online", name)
-                        st.compact()
+                        self._spawn(self._compact_logged(name))
                 self._update_manager_status()
                 if self._desired_remotes().keys() - self.running.keys():
                     await self._reconcile_remotes()
             except Exception:
                 log.exception("housekeeping failed")
+
+    async def compact(self, name: str) -> None:
+        """Compact one database while it keeps serving: the snapshot is serialised and
+        written by a worker thread; commits made meanwhile are appended to the new file
+        before it replaces the old one. OSError if it failed (the old file stays)."""
+        st = self.storages[name]
+        while st.compacting:  # one at a time; a request during one gets its own
+            await asyncio.sleep(0.05)
+        if self.storages.get(name) is not st:
+            return
+        job = st.begin_compaction()
+        fut = asyncio.get_running_loop().run_in_executor(None, job.write)
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(lambda _f: job.discard())
+            raise
+        if self.storages.get(name) is not st:  # removed meanwhile
+            job.discard()
+            return
+        st.finish_compaction(job)
+
+    async def _compact_logged(self, name: str) -> None:
+        try:
+            await self.compact(name)
+        except OSError as e:
+            log.error("%s: compaction failed: %s", name, e)
 
     # ----- remotes ---------------------------------------------------------------------
 
@@ -563,7 +590,7 @@ class ServerApp:
             self.request_exit()
             return ""
 
-        def compact(args: list[str]) -> str:
+        async def compact(args: list[str]) -> str:
             name = args[0] if args else None
             if name and name.startswith("_"):
                 raise CommandError("cannot compact built-in databases")
@@ -574,7 +601,7 @@ class ServerApp:
             for n in targets:
                 log.info("compacting %s database by user request", n)
                 try:
-                    self.storages[n].compact()
+                    await self.compact(n)
                 except OSError as e:
                     errors.append(f"{n}: {e}")
             if errors:

@@ -447,6 +447,47 @@ def write_standalone(path: str, schema_json: Mapping[str, Any], data: Mapping[st
 # An open database file.
 
 
+@dataclass(eq=False)
+class Compaction:
+    """A snapshot being written to ``<file>.tmp`` (see Storage.begin_compaction)."""
+
+    schema: DatabaseSchema
+    schema_json: dict[str, Any]
+    tables: dict[str, dict[str, Row]]
+    real: str
+    tmp: str
+    date_ms: int
+    comment: str
+    fd: int = -1
+    size: int = 0
+    error: OSError | None = None
+
+    def write(self) -> None:
+        """Serialise the snapshot into the new file and sync it; safe in a worker
+        thread. A failure is kept in :attr:`error` for finish_compaction."""
+        try:
+            record = ovlog.snapshot_record(self.schema, self.tables, date_ms=self.date_ms,
+                                           comment=self.comment, is_diff=True)
+            self.tables = {}
+            body = ovlog.compose_record(self.schema_json) + ovlog.compose_record(record)
+            del record
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o660)
+            _write_all(self.fd, body)
+            os.fdatasync(self.fd)
+            self.size = len(body)
+        except OSError as e:
+            self.error = e
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+
 class Storage:
     """A standalone database file opened for the server (or a tool).
 
@@ -475,6 +516,9 @@ class Storage:
         self._next_min = 0
         self._next_max = 0
         self._schedule(quick=False)
+        # While a snapshot is written in the background: the records appended since it
+        # was taken, to be copied after it (see begin_compaction).
+        self._since_snapshot: list[bytes] | None = None
 
     # --- opening -----------------------------------------------------------------
 
@@ -614,6 +658,8 @@ class Storage:
         self._end += len(data)
         self._file_size = self._end
         self._n_records += 1
+        if self._since_snapshot is not None:
+            self._since_snapshot.append(data)
         if durable:
             try:
                 os.fdatasync(self._fd)
@@ -634,6 +680,57 @@ class Storage:
         self.write_record(record, durable=durable)
         return True
 
+    # --- compaction without stopping the server -------------------------------------
+
+    @property
+    def compacting(self) -> bool:
+        return self._since_snapshot is not None
+
+    def begin_compaction(self, *, comment: str = ONLINE_COMPACT_COMMENT) -> Compaction:
+        """Take a snapshot of :attr:`db` (cheap: rows are immutable, the tables are
+        copied shallowly) and start keeping the records written from now on.
+
+        Then call :meth:`Compaction.write` from any thread (it touches only the new
+        file) and :meth:`finish_compaction` back in the thread that commits.
+        """
+        if self._fd < 0:
+            raise OSError(errno.EBADF, f"{self.path}: storage is closed")
+        if self._since_snapshot is not None:
+            raise OSError(errno.EBUSY, f"{self.path}: compaction already in progress")
+        real = follow_symlinks(os.path.abspath(self.path))
+        tables = {t: dict(rows) for t, rows in self.db.tables.items()}
+        self._since_snapshot = []
+        return Compaction(self.schema, self.schema_file.json, tables, real, real + ".tmp",
+                          now_ms(), comment)
+
+    def finish_compaction(self, job: Compaction) -> None:
+        """Append what was committed meanwhile to the new file, sync it and put it in
+        place of the old one. On failure (or if the write failed) the old file stays."""
+        tail = self._since_snapshot or []
+        self._since_snapshot = None
+        fd = job.fd
+        try:
+            if job.error is not None:
+                raise job.error
+            if fd < 0 or self._fd < 0:
+                raise OSError(errno.EBADF, f"{self.path}: storage is closed")
+            extra = b"".join(tail)
+            _write_all(fd, extra)
+            os.fdatasync(fd)
+            os.rename(job.tmp, job.real)
+        except OSError:
+            job.discard()
+            self._schedule(quick=True)
+            raise
+        fsync_parent_dir(job.real)
+        os.close(self._fd)
+        self._fd = fd
+        job.fd = -1
+        self._base = job.size
+        self._end = self._file_size = job.size + len(extra)
+        self.read_error = None
+        self._schedule(quick=False)
+
     def compact(self, *, comment: str = ONLINE_COMPACT_COMMENT, is_diff: bool = True,
                 tables: Mapping[str, Mapping[str, Row]] | None = None,
                 date_ms: int | None = None) -> None:
@@ -644,6 +741,8 @@ class Storage:
         """
         if self._fd < 0:
             raise OSError(errno.EBADF, f"{self.path}: storage is closed")
+        if self._since_snapshot is not None:
+            raise OSError(errno.EBUSY, f"{self.path}: compaction already in progress")
         real = follow_symlinks(os.path.abspath(self.path))
         tmp = real + ".tmp"
         record = ovlog.snapshot_record(
