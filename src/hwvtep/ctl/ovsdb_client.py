@@ -623,6 +623,11 @@ def open_jsonrpc(name: str, opts: Options) -> Rpc:
                  f"{name}: connect: Address family not supported by protocol")
             _fatal(f'failed to connect or listen to "{name}" '
                    "(Address family not supported by protocol)")
+        ssl_error = reason.find("[SSL")
+        if ssl_error >= 0:
+            # OpenSSL's words differ from Python's; the outcome is OVS's.
+            vlog("stream_ssl", "warn", f"SSL_connect: {reason[ssl_error:]}")
+            _fatal(f'failed to connect to "{name}" (Protocol error)')
         _fatal(f'failed to connect to "{name}" ({_errno_text(reason)})')
     return Rpc(name, client)
 
