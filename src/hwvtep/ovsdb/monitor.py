@@ -607,6 +607,34 @@ def tables_atoms(tables: Tables) -> int:
     return sum(row_atoms(r) for rows in tables.values() for r in rows.values())
 
 
+# A commit as the history keeps it: per table, its UUIDs and the old and new rows in
+# parallel tuples (the olds None when the commit only inserted there, the news None when
+# it only deleted). A big commit's dict of (old, new) pairs costs about 100 bytes a row;
+# this costs 16 to 24, and the rows themselves are those of the database.
+_PackedChanges = tuple[tuple[str, tuple[str, ...], tuple[Row | None, ...] | None,
+                             tuple[Row | None, ...] | None], ...]
+
+
+def _pack(changes: Changes) -> _PackedChanges:
+    out = []
+    for tname, rows in changes.items():
+        olds = tuple(old for old, _ in rows.values())
+        news = tuple(new for _, new in rows.values())
+        out.append((tname, tuple(rows),
+                    None if not any(o is not None for o in olds) else olds,
+                    None if not any(n is not None for n in news) else news))
+    return tuple(out)
+
+
+def _unpack(packed: _PackedChanges) -> MutableChanges:
+    out: MutableChanges = {}
+    for tname, uuids, olds, news in packed:
+        n = len(uuids)
+        out[tname] = dict(zip(uuids, zip(olds or (None,) * n, news or (None,) * n,
+                                         strict=True), strict=True))
+    return out
+
+
 def changes_atoms(changes: Changes) -> tuple[int, int]:
     """(atoms in old rows, atoms in new rows) of a commit."""
     n_old = n_new = 0
@@ -639,7 +667,7 @@ class TxnHistory:
         self.history_atoms = 0
         # Oldest first; _find maps txn id -> absolute position, _first is the
         # absolute position of _entries[0].
-        self._entries: list[tuple[str, Changes, int]] = []
+        self._entries: list[tuple[str, _PackedChanges, int]] = []
         self._find: dict[str, int] = {}
         self._first = 0
 
@@ -656,7 +684,7 @@ class TxnHistory:
         atoms = n_old + n_new
         txn_id = txn_id.lower()
         self._find[txn_id] = self._first + len(self._entries)
-        self._entries.append((txn_id, changes, atoms))
+        self._entries.append((txn_id, _pack(changes), atoms))
         self.history_atoms += atoms
         self._trim()
 
@@ -679,4 +707,4 @@ class TxnHistory:
         pos = self._find.get(txn_id.lower())
         if pos is None:
             return None
-        return [c for _, c, _ in self._entries[pos - self._first + 1:]]
+        return [_unpack(c) for _, c, _ in self._entries[pos - self._first + 1:]]
