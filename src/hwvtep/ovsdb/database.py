@@ -34,6 +34,8 @@ DatumParser = Callable[[Any, Symtab | None], Datum]
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
+_EMPTY_PAIR = ("", "")
+
 # How a column holds references (see RefColumn.kind).
 REF_ATOMS = 0  # a scalar or set of UUIDs
 REF_KEYS = 1  # the keys of a map
@@ -157,10 +159,13 @@ def datum_parser(ctype: ColumnType) -> DatumParser:
             return datum_from_json(ctype, j, symtab)
         return parse_uuid
     if t == STRING:
+        # A stored string is a copy (j.join(("", ""))): the parsed one sits among the
+        # request's short-lived objects, and kept it would pin the allocator's pools
+        # they free.
         if not key.has_constraints:
             def parse_str(j: Any, symtab: Symtab | None) -> Datum:
                 if type(j) is str:
-                    return (j,)
+                    return (j.join(_EMPTY_PAIR),)
                 return datum_from_json(ctype, j, symtab)
             return parse_str
         check = key.check_atom
@@ -168,7 +173,7 @@ def datum_parser(ctype: ColumnType) -> DatumParser:
         def parse_checked_str(j: Any, symtab: Symtab | None) -> Datum:
             if type(j) is str:
                 check(j)
-                return (j,)
+                return (j.join(_EMPTY_PAIR),)
             return datum_from_json(ctype, j, symtab)
         return parse_checked_str
     if t == INTEGER and key.enum is None:

@@ -646,7 +646,8 @@ def _insert(tx: _Txn, op: dict[str, Any]) -> Any:
     if rows is None:
         rows = tx.txrows[tname] = {}
     rows[u] = row
-    return {"uuid": ["uuid", u]}
+    # The result object is made once the whole transaction has run (see _results).
+    return u
 
 
 def _insert_members(tx: _Txn, op: dict[str, Any], tname: str) -> tuple[dict[str, Any], str]:
@@ -926,10 +927,25 @@ def _execute(db: Database, params: list[Any], has_lock: Callable[[str], bool],
                 return TxnOutcome(None, blocked=True, timeout_ms=tx.timeout_ms)
             results.append(error.to_json())
             results.extend([None] * (n_ops - len(results)))
-            return TxnOutcome(results, durable=tx.durable, comments=tuple(tx.comments))
+            return TxnOutcome(_results(results), durable=tx.durable,
+                              comments=tuple(tx.comments))
     try:
         changes = tx.commit()
     except OvsdbError as e:
         results.append(e.to_json())
-        return TxnOutcome(results, durable=tx.durable, comments=tuple(tx.comments))
-    return TxnOutcome(results, changes, tx.durable, tuple(tx.comments))
+        return TxnOutcome(_results(results), durable=tx.durable, comments=tuple(tx.comments))
+    return TxnOutcome(_results(results), changes, tx.durable, tuple(tx.comments))
+
+
+def _results(results: list[Any]) -> list[Any]:
+    """The operations' results, an insert's UUID (the only plain string) made its result
+    object only now.
+
+    Made while the rows were being built, these short-lived objects would sit among the
+    stored rows' objects in the allocator's pools, and after a bulk insert the holes they
+    leave would keep that memory from going back to the system.
+    """
+    for i, r in enumerate(results):
+        if type(r) is str:
+            results[i] = {"uuid": ["uuid", r]}
+    return results
