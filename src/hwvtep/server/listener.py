@@ -269,10 +269,11 @@ class _Trimmer:
     built from, many short-lived objects; once freed they leave holes among the rows that
     stay, which the C library keeps unless asked (ovsdb-server's
     memory-trim-on-compaction does the same). Counted in bytes of traffic, done at most
-    once a second, after the current work.
+    once a second, after the current work. The threshold is low so that the last
+    batches of a burst are trimmed too, not only those before the count was reached.
     """
 
-    EVERY_BYTES = 16 * 1024 * 1024
+    EVERY_BYTES = 1024 * 1024
 
     def __init__(self) -> None:
         self.bytes = 0
