@@ -18,93 +18,42 @@ import sys
 
 from hwvtep.ctl import commands as cmds
 from hwvtep.ctl import vtep
+from hwvtep.ctl.common import (
+    NO,
+    OPT,
+    REQ,
+    Exit,
+    Log,
+    Style,
+    apply_style_option,
+    default_remote,
+    env_timeout,
+    getopt_long,
+    parse_timeout,
+    short_options,
+)
 from hwvtep.ctl.idl import Idl, TxnStatus
 from hwvtep.ctl.values import CtlError, Schema, SymbolTable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 PROGRAM = "vtep-ctl"
 DB_NAME = "hardware_vtep"
 
-_NO, _REQ, _OPT = 0, 1, 2
 # name -> (argument, short option or "")
 _GLOBAL_OPTIONS: dict[str, tuple[int, str]] = {
-    "db": (_REQ, ""), "no-syslog": (_NO, ""), "dry-run": (_NO, ""), "oneline": (_NO, ""),
-    "timeout": (_REQ, "t"), "help": (_NO, "h"), "version": (_NO, "V"),
-    "verbose": (_OPT, "v"), "log-file": (_OPT, ""), "syslog-method": (_REQ, ""),
-    "syslog-target": (_REQ, ""),
-    "format": (_REQ, "f"), "data": (_REQ, "d"), "no-headings": (_NO, ""),
-    "pretty": (_NO, ""), "bare": (_NO, ""), "max-column-width": (_REQ, ""),
-    "private-key": (_REQ, "p"), "certificate": (_REQ, "c"), "ca-cert": (_REQ, "C"),
-    "ssl-protocols": (_REQ, ""), "ssl-ciphers": (_REQ, ""), "peer-ca-cert": (_REQ, ""),
+    "db": (REQ, ""), "no-syslog": (NO, ""), "dry-run": (NO, ""), "oneline": (NO, ""),
+    "timeout": (REQ, "t"), "help": (NO, "h"), "version": (NO, "V"),
+    "verbose": (OPT, "v"), "log-file": (OPT, ""), "syslog-method": (REQ, ""),
+    "syslog-target": (REQ, ""),
+    "format": (REQ, "f"), "data": (REQ, "d"), "no-headings": (NO, ""),
+    "pretty": (NO, ""), "bare": (NO, ""), "max-column-width": (REQ, ""),
+    "private-key": (REQ, "p"), "certificate": (REQ, "c"), "ca-cert": (REQ, "C"),
+    "ssl-protocols": (REQ, ""), "ssl-ciphers": (REQ, ""), "peer-ca-cert": (REQ, ""),
 }
-_SHORT = {short: name for name, (_, short) in _GLOBAL_OPTIONS.items() if short}
-
-_LEVELS = ("off", "emer", "err", "warn", "info", "dbg")
-_DESTINATIONS = ("console", "syslog", "file")
-
-
-class Log:
-    """Console logging the way Open vSwitch's vlog writes it (stderr, per-module levels)."""
-
-    def __init__(self) -> None:
-        self.levels: dict[str, int] = {}
-        self.default = _LEVELS.index("warn")
-        self.seq = 0
-
-    def set_spec(self, spec: str | None) -> None:
-        if spec is None:
-            self.default = _LEVELS.index("dbg")
-            self.levels = {}
-            return
-        module: str | None = None
-        level: int | None = None
-        console = True
-        for word in spec.replace(",", ":").replace(" ", ":").split(":"):
-            w = word.lower()
-            if not w:
-                continue
-            if w in _LEVELS:
-                level = _LEVELS.index(w)
-            elif w in _DESTINATIONS or w == "any":
-                console = w in ("console", "any")
-            elif w != "all":
-                module = w
-        if level is None or not console:
-            return
-        if module is None:
-            self.default = level
-            self.levels = {}
-        else:
-            self.levels[module] = level
-
-    def enabled(self, module: str, level: str) -> bool:
-        return _LEVELS.index(level) <= self.levels.get(module, self.default)
-
-    def log(self, module: str, level: str, msg: str) -> None:
-        if not self.enabled(module, level):
-            return
-        import time
-
-        self.seq += 1
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        sys.stderr.write(f"{now}|{self.seq:05d}|{module}|{level.upper()}|{msg}\n")
-        sys.stderr.flush()
-
-
-class Style:
-    """How tables are printed (--format, --data, --no-headings, --pretty, ...)."""
-
-    __slots__ = ("cell_format", "format", "headings", "max_column_width", "pretty")
-
-    def __init__(self) -> None:
-        self.format = "list"
-        self.cell_format = "string"
-        self.headings = True
-        self.pretty = False
-        self.max_column_width = 0
+_SHORT = short_options(_GLOBAL_OPTIONS)
 
 
 class Options:
@@ -124,7 +73,7 @@ def _local_option_names() -> dict[str, int]:
             if not item:
                 continue
             name = item[2:].rstrip("=?")
-            names[name] = _REQ if item.endswith("=") else _OPT if item.endswith("?") else _NO
+            names[name] = REQ if item.endswith("=") else OPT if item.endswith("?") else NO
     return names
 
 
@@ -135,74 +84,20 @@ def parse_options(argv: list[str], log: Log) -> tuple[Options, list[str]]:
     longs: dict[str, int] = {n: a for n, (a, _) in _GLOBAL_OPTIONS.items()}
     for n, a in local.items():
         longs.setdefault(n, a)
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            i += 1
-            break
-        if not arg.startswith("-") or arg == "-":
-            break
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            full: str
-            if name in longs:
-                full = name
-            else:
-                cands = [n for n in longs if n.startswith(name)]
-                if not cands:
-                    raise CtlError(f"unrecognized option '--{name}'")
-                if len(cands) > 1:
-                    raise CtlError(f"option '--{name}' is ambiguous; possibilities: "
-                                   + " ".join(f"'--{c}'" for c in cands))
-                full = cands[0]
-            has = longs[full]
-            val: str | None = value if eq else None
-            if has == _NO and eq:
-                raise CtlError(f"option '--{full}' doesn't allow an argument")
-            if has == _REQ and not eq:
-                if i + 1 >= len(argv):
-                    raise CtlError(f"option '--{full}' requires an argument")
-                i += 1
-                val = argv[i]
-            i += 1
-            if full in _GLOBAL_OPTIONS:
-                _apply(opts, full, val, log)
-            else:
-                # vtep-ctl means to refuse a repeated option here but never does.
-                opts.local[f"--{full}"] = val
-            continue
-        j = 1
-        i += 1
-        while j < len(arg):
-            c = arg[j]
-            short = _SHORT.get(c)
-            if short is None:
-                raise CtlError(f"invalid option -- '{c}'")
-            name = short
-            has = _GLOBAL_OPTIONS[name][0]
-            if has == _NO:
-                _apply(opts, name, None, log)
-                j += 1
-                continue
-            rest = arg[j + 1:]
-            if rest:
-                _apply(opts, name, rest, log)
-            elif has == _REQ:
-                if i >= len(argv):
-                    raise CtlError(f"option requires an argument -- '{c}'")
-                _apply(opts, name, argv[i], log)
-                i += 1
-            else:
-                _apply(opts, name, None, log)
-            break
-    return opts, argv[i:]
+
+    def apply(name: str, val: str | None) -> None:
+        if name in _GLOBAL_OPTIONS:
+            _apply(opts, name, val, log)
+        else:
+            # vtep-ctl means to refuse a repeated option here but never does.
+            opts.local[f"--{name}"] = val
+
+    rest = getopt_long(argv, longs, _SHORT, apply, _fail, permute=False)
+    return opts, rest
 
 
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+def _fail(msg: str) -> NoReturn:
+    raise CtlError(msg)
 
 
 def _apply(opts: Options, name: str, val: str | None, log: Log) -> None:
@@ -214,61 +109,21 @@ def _apply(opts: Options, name: str, val: str | None, log: Log) -> None:
     elif name == "dry-run":
         opts.dry_run = True
     elif name == "timeout":
-        assert val is not None
-        t = _str_to_uint(val)
-        if not t:
-            raise CtlError(f"value {val} on -t or --timeout is invalid")
-        opts.timeout = t
+        opts.timeout = parse_timeout(val, _fail)
     elif name == "help":
         sys.stdout.write(usage())
-        raise _Exit(0)
+        raise Exit(0)
     elif name == "version":
         sys.stdout.write(f"{PROGRAM} (hwvtep) {_version()}\nDB Schema {_schema_version()}\n")
-        raise _Exit(0)
+        raise Exit(0)
     elif name == "verbose":
         log.set_spec(val)
-    elif name == "format":
-        if val not in ("table", "list", "html", "csv", "json"):
-            raise CtlError(f'unknown output format "{val}"')
-        style.format = val
-    elif name == "data":
-        if val not in ("string", "bare", "json"):
-            raise CtlError(f'unknown data format "{val}"')
-        style.cell_format = val
-    elif name == "no-headings":
-        style.headings = False
-    elif name == "pretty":
-        style.pretty = True
-    elif name == "bare":
-        style.format = "list"
-        style.cell_format = "bare"
-        style.headings = False
-    elif name == "max-column-width":
-        style.max_column_width = _atoi(val or "")
+    elif apply_style_option(style, name, val, _fail):
+        pass
     elif name in ("private-key", "certificate", "ca-cert", "peer-ca-cert"):
         from hwvtep.ctl import rpc
 
         setattr(rpc.ssl_options, name.replace("-", "_"), val)
-
-
-def _str_to_uint(s: str) -> int:
-    from hwvtep.ctl.values import str_to_llong
-
-    v = str_to_llong(s)
-    if v is None or v < 0 or v > 2**32 - 1:
-        return 0
-    return v
-
-
-def _atoi(s: str) -> int:
-    s = s.lstrip(" \t\n\v\f\r")
-    n = 1 if s[:1] in "+-" else 0
-    while n < len(s) and s[n].isdigit() and s[n].isascii():
-        n += 1
-    try:
-        return int(s[:n])
-    except ValueError:
-        return 0
 
 
 def _version() -> str:
@@ -295,7 +150,7 @@ def _schema_version() -> str:
 
 
 def default_db() -> str:
-    return f"unix:{os.environ.get('OVS_RUNDIR') or '/var/run/openvswitch'}/db.sock"
+    return default_remote()
 
 
 def usage() -> str:
@@ -526,7 +381,7 @@ def print_outputs(commands: list[cmds.Command], opts: Options) -> None:
 def _on_alarm(signum: int, frame: Any) -> None:
     import signal
 
-    sys.stderr.write(_log_line("fatal_signal", "WARN",
+    sys.stderr.write(_LOG.line("fatal_signal", "warn",
                                "terminating with signal 14 (Alarm clock)"))
     sys.stderr.flush()
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -536,14 +391,6 @@ def _on_alarm(signum: int, frame: Any) -> None:
 _LOG = Log()
 
 
-def _log_line(module: str, level: str, msg: str) -> str:
-    import time
-
-    _LOG.seq += 1
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return f"{now}|{_LOG.seq:05d}|{module}|{level}|{msg}\n"
-
-
 def run(argv: list[str], prog_args: list[str]) -> int:
     log = _LOG
     opts, rest = parse_options(argv, log)
@@ -551,11 +398,7 @@ def run(argv: list[str], prog_args: list[str]) -> int:
     args = escape_args(prog_args)
     writes = any(c.syntax.mode == cmds.RW for c in commands)
     log.log("vtep_ctl", "info" if writes else "dbg", f"Called as {args}")
-    timeout = opts.timeout
-    if not timeout:
-        env_t = os.environ.get("OVS_CTL_TIMEOUT")
-        if env_t:
-            timeout = _str_to_uint(env_t)
+    timeout = opts.timeout or env_timeout()
     if timeout:
         import signal
 
@@ -597,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     prog_args = ["hwvtep", "ctl", *args]
     try:
         return run(args, prog_args)
-    except _Exit as e:
+    except Exit as e:
         sys.stdout.flush()
         return e.status
     except vtep.ExitStatus as e:

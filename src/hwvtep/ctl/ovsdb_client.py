@@ -21,7 +21,21 @@ import contextlib
 import os
 import sys
 
-from hwvtep.ctl.main import Log, Style
+from hwvtep.ctl.common import (
+    NO,
+    OPT,
+    REQ,
+    Exit,
+    Log,
+    Style,
+    apply_style_option,
+    default_remote,
+    env_timeout,
+    getopt_long,
+    parse_timeout,
+    rundir,
+    short_options,
+)
 from hwvtep.ctl.table import JsonCell, OutTable, format_table
 
 TYPE_CHECKING = False
@@ -37,25 +51,24 @@ if TYPE_CHECKING:
 PROGRAM = "ovsdb-client"
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
-_NO, _REQ, _OPT = 0, 1, 2
 # Long options in ovsdb-client's order (getopt lists ambiguous matches in this order):
 # name -> (argument, short option or "").
 _LONG_OPTIONS: dict[str, tuple[int, str]] = {
-    "help": (_NO, "h"), "version": (_NO, "V"), "timestamp": (_NO, ""), "force": (_NO, ""),
-    "timeout": (_REQ, "t"), "db-change-aware": (_NO, ""), "no-db-change-aware": (_NO, ""),
-    "leader-only": (_NO, ""), "no-leader-only": (_NO, ""),
-    "verbose": (_OPT, "v"), "log-file": (_OPT, ""), "syslog-method": (_REQ, ""),
-    "syslog-target": (_REQ, ""),
-    "detach": (_NO, ""), "no-self-confinement": (_NO, ""), "no-chdir": (_NO, ""),
-    "pidfile": (_OPT, ""), "overwrite-pidfile": (_NO, ""), "monitor": (_NO, ""),
-    "user": (_REQ, ""),
-    "bootstrap-ca-cert": (_REQ, ""), "private-key": (_REQ, "p"), "certificate": (_REQ, "c"),
-    "ca-cert": (_REQ, "C"), "ssl-protocols": (_REQ, ""), "ssl-ciphers": (_REQ, ""),
-    "format": (_REQ, "f"), "data": (_REQ, "d"), "no-headings": (_NO, ""),
-    "pretty": (_NO, ""), "bare": (_NO, ""), "max-column-width": (_REQ, ""),
-    "record": (_OPT, ""), "replay": (_OPT, ""),
+    "help": (NO, "h"), "version": (NO, "V"), "timestamp": (NO, ""), "force": (NO, ""),
+    "timeout": (REQ, "t"), "db-change-aware": (NO, ""), "no-db-change-aware": (NO, ""),
+    "leader-only": (NO, ""), "no-leader-only": (NO, ""),
+    "verbose": (OPT, "v"), "log-file": (OPT, ""), "syslog-method": (REQ, ""),
+    "syslog-target": (REQ, ""),
+    "detach": (NO, ""), "no-self-confinement": (NO, ""), "no-chdir": (NO, ""),
+    "pidfile": (OPT, ""), "overwrite-pidfile": (NO, ""), "monitor": (NO, ""),
+    "user": (REQ, ""),
+    "bootstrap-ca-cert": (REQ, ""), "private-key": (REQ, "p"), "certificate": (REQ, "c"),
+    "ca-cert": (REQ, "C"), "ssl-protocols": (REQ, ""), "ssl-ciphers": (REQ, ""),
+    "format": (REQ, "f"), "data": (REQ, "d"), "no-headings": (NO, ""),
+    "pretty": (NO, ""), "bare": (NO, ""), "max-column-width": (REQ, ""),
+    "record": (OPT, ""), "replay": (OPT, ""),
 }
-_SHORT_OPTIONS = {short: name for name, (_, short) in _LONG_OPTIONS.items() if short}
+_SHORT_OPTIONS = short_options(_LONG_OPTIONS)
 _UNSUPPORTED = ("monitor", "user", "record", "replay", "bootstrap-ca-cert")
 
 NEED_NONE, NEED_RPC, NEED_DATABASE = 0, 1, 2
@@ -64,12 +77,6 @@ _UNLIMITED = 2**31 - 1
 
 class Fatal(Exception):
     """ovs_fatal(): ``ovsdb-client: <message>`` on stderr, exit status 1."""
-
-
-class _Exit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 def _fatal(msg: str) -> NoReturn:
@@ -102,14 +109,6 @@ class Options:
         self.log.default = 4  # ovsdb-client logs "info" and above to the console
 
 
-def rundir() -> str:
-    return os.environ.get("OVS_RUNDIR") or "/var/run/openvswitch"
-
-
-def default_remote() -> str:
-    return f"unix:{rundir()}/db.sock"
-
-
 # --- command line -------------------------------------------------------------------
 
 
@@ -118,66 +117,11 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     (until ``--``), long options may be abbreviated, and each takes effect (or fails) in
     turn."""
     opts = Options()
-    args: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            args.extend(argv[i:])
-            break
-        if not arg.startswith("-") or arg == "-":
-            args.append(arg)
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name in _LONG_OPTIONS:
-                full = name
-            else:
-                cands = [n for n in _LONG_OPTIONS if n.startswith(name)]
-                if not cands:
-                    _fatal(f"unrecognized option '{arg}'")
-                if len(cands) > 1:
-                    _fatal(f"option '{arg}' is ambiguous; possibilities: "
-                           + " ".join(f"'--{c}'" for c in cands))
-                full = cands[0]
-            has = _LONG_OPTIONS[full][0]
-            val: str | None = value if eq else None
-            if has == _NO and eq:
-                _fatal(f"option '--{full}' doesn't allow an argument")
-            if has == _REQ and not eq:
-                if i >= len(argv):
-                    _fatal(f"option '--{full}' requires an argument")
-                val = argv[i]
-                i += 1
-            _apply(opts, full, val)
-            continue
-        j = 1
-        while j < len(arg):
-            c = arg[j]
-            name = _SHORT_OPTIONS.get(c, "")
-            if not name:
-                _fatal(f"invalid option -- '{c}'")
-            has = _LONG_OPTIONS[name][0]
-            if has == _NO:
-                _apply(opts, name, None)
-                j += 1
-                continue
-            rest = arg[j + 1:]
-            if rest:
-                _apply(opts, name, rest)
-            elif has == _REQ:
-                if i >= len(argv):
-                    _fatal(f"option requires an argument -- '{c}'")
-                _apply(opts, name, argv[i])
-                i += 1
-            else:
-                _apply(opts, name, None)
-            break
+    longs = {n: a for n, (a, _) in _LONG_OPTIONS.items()}
+    args = getopt_long(argv, longs, _SHORT_OPTIONS, lambda name, val: _apply(opts, name, val),
+                       _fatal, permute=True)
     if not opts.timeout:
-        env = os.environ.get("OVS_CTL_TIMEOUT")
-        if env:
-            opts.timeout = _str_to_uint(env)
+        opts.timeout = env_timeout()
     return opts, args
 
 
@@ -185,46 +129,26 @@ def _apply(opts: Options, name: str, val: str | None) -> None:
     style = opts.style
     if name == "help":
         sys.stdout.write(usage())
-        raise _Exit(0)
+        raise Exit(0)
     if name == "version":
         from hwvtep import __version__
 
         sys.stdout.write(f"{PROGRAM} (hwvtep) {__version__}\n")
-        raise _Exit(0)
+        raise Exit(0)
     if name == "timestamp":
         opts.timestamp = True
     elif name == "force":
         opts.force = True
     elif name == "timeout":
-        assert val is not None
-        t = _str_to_uint(val)
-        if not t:
-            _fatal(f"value {val} on -t or --timeout is invalid")
-        opts.timeout = t
+        opts.timeout = parse_timeout(val, _fatal)
     elif name in ("db-change-aware", "no-db-change-aware"):
         opts.db_change_aware = 1 if name == "db-change-aware" else 0
     elif name in ("leader-only", "no-leader-only"):
         opts.leader_only = name == "leader-only"
     elif name == "verbose":
         opts.log.set_spec(val)
-    elif name == "format":
-        if val not in ("table", "list", "html", "csv", "json"):
-            _fatal(f'unknown output format "{val}"')
-        style.format = val
-    elif name == "data":
-        if val not in ("string", "bare", "json"):
-            _fatal(f'unknown data format "{val}"')
-        style.cell_format = val
-    elif name == "no-headings":
-        style.headings = False
-    elif name == "pretty":
-        style.pretty = True
-    elif name == "bare":
-        style.format = "list"
-        style.cell_format = "bare"
-        style.headings = False
-    elif name == "max-column-width":
-        style.max_column_width = _atoi(val or "")
+    elif apply_style_option(style, name, val, _fatal):
+        pass
     elif name == "private-key":
         opts.private_key = val
     elif name == "certificate":
@@ -246,26 +170,6 @@ def _pidfile_name(val: str | None) -> str:
     if not val:
         return os.path.join(rundir(), f"{PROGRAM}.pid")
     return val if val.startswith("/") else os.path.join(rundir(), val)
-
-
-def _str_to_uint(s: str) -> int:
-    from hwvtep.ctl.values import str_to_llong
-
-    v = str_to_llong(s)
-    if v is None or v < 0 or v > 2**32 - 1:
-        return 0
-    return v
-
-
-def _atoi(s: str) -> int:
-    s = s.lstrip(" \t\n\v\f\r")
-    n = 1 if s[:1] in ("+", "-") else 0
-    while n < len(s) and "0" <= s[n] <= "9":
-        n += 1
-    try:
-        return int(s[:n])
-    except ValueError:
-        return 0
 
 
 def usage() -> str:
@@ -1686,7 +1590,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         return run(args)
-    except _Exit as e:
+    except Exit as e:
         sys.stdout.flush()
         return e.status
     except Fatal as e:

@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from hwvtep.ctl.main import Style
+    from hwvtep.ctl.common import Style
     from hwvtep.ctl.values import Datum, Type
 
 
