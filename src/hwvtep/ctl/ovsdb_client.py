@@ -933,12 +933,14 @@ class MonitorPrinter:
                 cells.append(None)
         tbl.rows.append(cells)
 
-    def updates(self, table_updates: Any, initial: bool) -> None:
-        """monitor_print(): "update" notifications and the "monitor" reply."""
+    def _each_row(self, table_updates: Any, updates_what: str, row_what: str,
+                  on_row: Callable[[OutTable, Monitored, str, dict[str, Any]], None]) -> None:
+        """Walk the monitored tables' row updates in OVS's order, one printed table each,
+        with *updates_what* and *row_what* naming the objects in error messages."""
         from hwvtep.ovsdb.jsonutil import ovs_object_order
 
         if not isinstance(table_updates, dict):
-            _error("<table-updates> is not object")
+            _error(f"<{updates_what}> is not object")
             return
         for mt in self.mts:
             tu = table_updates.get(mt.table.name)
@@ -951,56 +953,49 @@ class MonitorPrinter:
             for uuid in ovs_object_order(list(tu)):
                 ru = tu[uuid]
                 if not isinstance(ru, dict):
-                    _error("<row-update> is not object")
+                    _error(f"<{row_what}> is not object")
                     continue
-                old = ru.get("old", _MISSING)
-                new = ru.get("new", _MISSING)
-                if initial:
-                    self._row(tbl, mt, new, "initial", uuid)
-                elif old is _MISSING:
-                    self._row(tbl, mt, new, "insert", uuid)
-                elif new is _MISSING:
-                    self._row(tbl, mt, old, "delete", uuid)
-                else:
-                    self._row(tbl, mt, old, "old", uuid)
-                    self._row(tbl, mt, new, "new", "")
+                on_row(tbl, mt, uuid, ru)
             self.ctx.print_table(tbl)
+
+    def updates(self, table_updates: Any, initial: bool) -> None:
+        """monitor_print(): "update" notifications and the "monitor" reply."""
+
+        def on_row(tbl: OutTable, mt: Monitored, uuid: str, ru: dict[str, Any]) -> None:
+            old = ru.get("old", _MISSING)
+            new = ru.get("new", _MISSING)
+            if initial:
+                self._row(tbl, mt, new, "initial", uuid)
+            elif old is _MISSING:
+                self._row(tbl, mt, new, "insert", uuid)
+            elif new is _MISSING:
+                self._row(tbl, mt, old, "delete", uuid)
+            else:
+                self._row(tbl, mt, old, "old", uuid)
+                self._row(tbl, mt, new, "new", "")
+
+        self._each_row(table_updates, "table-updates", "row-update", on_row)
 
     def updates2(self, table_updates: Any) -> None:
         """monitor2_print(): "update2"/"update3" notifications and their replies."""
-        from hwvtep.ovsdb.jsonutil import ovs_object_order
 
-        if not isinstance(table_updates, dict):
-            _error("<table-updates2> is not object")
-            return
-        for mt in self.mts:
-            tu = table_updates.get(mt.table.name)
-            if tu is None:
-                continue
-            if not isinstance(tu, dict):
-                _error(f"<table-update> for table {mt.table.name} is not object")
-                continue
-            tbl = self._new_table(mt)
-            for uuid in ovs_object_order(list(tu)):
-                ru = tu[uuid]
-                if not isinstance(ru, dict):
-                    _error("<row-update2> is not object")
+        def on_row(tbl: OutTable, mt: Monitored, uuid: str, ru: dict[str, Any]) -> None:
+            for kind in ("delete", "initial", "modify", "insert"):
+                if kind not in ru:
                     continue
-                for kind in ("delete", "initial", "modify", "insert"):
-                    if kind not in ru:
-                        continue
-                    row = ru[kind]
-                    if kind == "delete":
-                        if row is not None:
-                            _error("delete method does not expect <row>")
-                        else:
-                            tbl.rows.append([uuid, kind] + [None] * len(mt.columns))
-                    elif not isinstance(row, dict):
-                        _error("<row> is not object")
+                row = ru[kind]
+                if kind == "delete":
+                    if row is not None:
+                        _error("delete method does not expect <row>")
                     else:
-                        self._row(tbl, mt, row, kind, uuid)
-                    break
-            self.ctx.print_table(tbl)
+                        tbl.rows.append([uuid, kind] + [None] * len(mt.columns))
+                elif not isinstance(row, dict):
+                    _error("<row> is not object")
+                else:
+                    self._row(tbl, mt, row, kind, uuid)
+                break
+
+        self._each_row(table_updates, "table-updates2", "row-update2", on_row)
 
 
 _MISSING: Any = object()
