@@ -18,6 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
 
 def rundir() -> str:
     return os.environ.get("OVS_RUNDIR", "/var/run/openvswitch")
@@ -340,3 +344,50 @@ class Vlog:
 
 
 ShutdownHook = Callable[[], None]
+
+
+# --- command-line start-up shared by the daemons (ovsdb-server, the agent) ---------------
+
+
+def parse_daemon_args(parser: argparse.ArgumentParser, argv: list[str], program: str,
+                      usage: str, optional_arg: dict[str, str]) -> argparse.Namespace | int:
+    """Parse a daemon's command line; an int is the exit status when there is nothing to
+    run (--help, --version, a usage error, which argparse has reported).
+
+    *optional_arg* rewrites options whose argument is optional ("--pidfile" to
+    "--pidfile="), so that they take one only as "--opt=ARG", getopt's rule that Open
+    vSwitch's daemons follow: "--pidfile conf.db" names a database, not the pidfile."""
+    attached: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            attached += argv[i:]
+            break
+        attached.append(optional_arg.get(arg, arg))
+    try:
+        opts = parser.parse_args(attached)
+    except SystemExit as e:
+        return int(e.code or 0) or 1
+    if opts.help:
+        sys.stdout.write(usage)
+        return 0
+    if opts.version:
+        from hwvtep import __version__
+
+        print(f"{program} (hwvtep) {__version__}")
+        return 0
+    return opts
+
+
+def start_vlog(program: str, log_file: str | None, verbose: list[str]) -> Vlog | None:
+    """Install the logging that --log-file[=FILE] and the -v specs ask for; None, with the
+    error on stderr, if a spec is bad."""
+    vlog = Vlog(program)
+    if log_file is not None:
+        vlog.file_path = log_file or os.path.join(logdir(), f"{program}.log")
+    for spec in verbose:
+        err = vlog.apply_spec(spec)
+        if err:
+            sys.stderr.write(f"{program}: {err}\n")
+            return None
+    vlog.install()
+    return vlog

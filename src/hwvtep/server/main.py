@@ -98,40 +98,18 @@ _OPTIONAL_ARG = {"--pidfile": "--pidfile=", "--log-file": "--log-file=",
                  "--verbose": "--verbose=dbg", "-v": "-vdbg"}
 
 
-def _attach_optional_args(argv: list[str]) -> list[str]:
-    out: list[str] = []
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            return out + argv[i:]
-        out.append(_OPTIONAL_ARG.get(arg, arg))
-    return out
-
-
 def main(argv: list[str]) -> int:
-    parser = build_parser()
-    try:
-        opts = parser.parse_args(_attach_optional_args(argv))
-    except SystemExit as e:
-        return int(e.code or 0) or 1
-    if opts.help:
-        sys.stdout.write(USAGE)
-        return 0
-    if opts.version:
-        print(f"{PROGRAM} (hwvtep) {__version__}")
-        return 0
+    parsed = daemon.parse_daemon_args(build_parser(), argv, PROGRAM, USAGE, _OPTIONAL_ARG)
+    if isinstance(parsed, int):
+        return parsed
+    opts = parsed
     from hwvtep.server.app import ServerApp, StartupError
 
     if not opts.databases:
         opts.databases = [os.path.join(daemon.dbdir(), "conf.db")]
-    vlog = daemon.Vlog(PROGRAM)
-    if opts.log_file is not None:
-        vlog.file_path = opts.log_file or os.path.join(daemon.logdir(), f"{PROGRAM}.log")
-    for spec in opts.verbose:
-        err = vlog.apply_spec(spec)
-        if err:
-            sys.stderr.write(f"{PROGRAM}: {err}\n")
-            return 1
-    vlog.install()
+    vlog = daemon.start_vlog(PROGRAM, opts.log_file, opts.verbose)
+    if vlog is None:
+        return 1
 
     detacher = daemon.Detacher(opts.detach)
     detacher.start()
