@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_util import alive, env_for, free_port
 
 OVS_SHARE = Path("/usr/share/openvswitch")
 VTEP_SCHEMA = OVS_SHARE / "vtep.ovsschema"
@@ -93,17 +94,9 @@ def sort_tree(text: str) -> str:
     return "\n".join(nodes) + "\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def tool_env(rundir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OVS_RUNDIR=str(rundir), OVS_LOGDIR=str(rundir), OVS_DBDIR=str(rundir),
-               OVS_SYSCONFDIR=str(rundir))
+    env = env_for(rundir)
+    env["OVS_SYSCONFDIR"] = str(rundir)
     return env
 
 
@@ -173,26 +166,11 @@ class RunningServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and alive(pid):
                 time.sleep(0.05)
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of someone else still "exists"; /proc tells whether it is one.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _wait_ready(srv: RunningServer, timeout: float = 20) -> None:

@@ -22,10 +22,8 @@ provides real transaction ids and history for ``monitor_cond_since``.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from srvhelp import Rpc
 
 from hwvtep.ovsdb.data import datum_from_json
 from hwvtep.ovsdb.database import Database
@@ -64,62 +63,6 @@ pytestmark = [
 
 Row = dict[str, Any]
 Tables = dict[str, dict[str, Row]]
-
-
-class Rpc:
-    """A minimal JSON-RPC client over a stream socket, keeping notifications in order."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(path)
-        self.buf = ""
-        self.decoder = json.JSONDecoder()
-        self.notes: list[dict[str, Any]] = []
-        self.next_id = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _recv(self) -> dict[str, Any]:
-        while True:
-            text = self.buf.lstrip()
-            if text:
-                try:
-                    msg, end = self.decoder.raw_decode(text)
-                except json.JSONDecodeError:
-                    pass
-                else:
-                    self.buf = text[end:]
-                    assert isinstance(msg, dict)
-                    return msg
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise EOFError("ovsdb-server closed the connection")
-            self.buf += data.decode()
-
-    def call(self, method: str, params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        rid = self.next_id
-        self.sock.sendall(json.dumps({"method": method, "params": params, "id": rid}).encode())
-        while True:
-            msg = self._recv()
-            if msg.get("id") == rid and ("result" in msg or "error" in msg):
-                return msg
-            if msg.get("method") == "echo" and msg.get("id") is not None:
-                self.sock.sendall(json.dumps(
-                    {"id": msg["id"], "result": msg["params"], "error": None}).encode())
-                continue
-            self.notes.append(msg)
-
-    def result(self, method: str, params: Any) -> Any:
-        reply = self.call(method, params)
-        assert reply.get("error") is None, reply
-        return reply["result"]
-
-    def take_notes(self) -> list[dict[str, Any]]:
-        out, self.notes = self.notes, []
-        return out
 
 
 class Server:
@@ -357,7 +300,7 @@ def test_notifications_match_ovsdb_server(standalone: Server) -> None:
     for n, ops in enumerate(TXNS):
         results = rpc.result("transact", [DB, *substitute(ops, ls_names(tables))])
         assert all("error" not in r for r in results), (n, results)
-        notes = notifications_by_id(rpc.take_notes())
+        notes = notifications_by_id(rpc.notes())
         after = snapshot(rpc)
         changes = diff(tables, after)
         tables = after
@@ -398,7 +341,7 @@ def test_notifications_match_ovsdb_server(standalone: Server) -> None:
                 updates = m.apply_cond_change(m.parse_cond_change(reqs), tables)
                 m.monitor_id = new_id
                 ours[new_mid] = m
-                got = rpc.take_notes()
+                got = rpc.notes()
                 if updates is None:
                     assert got == [], (mid, got)
                 else:
@@ -494,7 +437,7 @@ def test_monitor_cond_since_with_a_transaction_history(clustered: Server) -> Non
     for step, ops in enumerate(script):
         results = rpc.result("transact", [DB, *substitute(ops, ls_names(tables))])
         assert all("error" not in r for r in results), (step, results)
-        (note,) = rpc.take_notes()
+        (note,) = rpc.notes()
         assert note["method"] == "update3" and note["params"][0] == "watch"
         txn_id = note["params"][1]
         after = snapshot(rpc)
@@ -563,7 +506,7 @@ def test_in_process_transactions_notify_as_ovsdb_server(standalone: Server) -> N
     for n, ops in enumerate(TXNS):
         ops = substitute(with_row_uuids(ops, counter), ls_names(db.tables))
         results = rpc.result("transact", [DB, *ops])
-        notes = notifications_by_id(rpc.take_notes())
+        notes = notifications_by_id(rpc.notes())
         outcome = execute(db, [DB, *ops])
         assert outcome.result == results, n
         assert outcome.changes is not None
@@ -596,6 +539,6 @@ def test_in_process_transactions_notify_as_ovsdb_server(standalone: Server) -> N
                 m.monitor_id = new_mid
                 ours[new_mid] = m
                 assert updates is not None
-                assert rpc.take_notes() == [translate(m.notification(updates, ZERO_UUID), vmap)]
+                assert rpc.notes() == [translate(m.notification(updates, ZERO_UUID), vmap)]
     assert checked > 60
     rpc.close()
