@@ -37,15 +37,25 @@ OVSDB_SERVER = "/usr/sbin/ovsdb-server"
 HWVTEP = str(Path(sys.executable).with_name("hwvtep"))
 
 _TOOLS = ("ovsdb-tool", "ovsdb-client", "vtep-ctl", "ovs-vsctl", "ovs-appctl")
-MISSING_OVS = [t for t in _TOOLS if shutil.which(t) is None]
-if not os.access(OVSDB_SERVER, os.X_OK):
-    MISSING_OVS.append(OVSDB_SERVER)
-MISSING_OVS += [str(p) for p in (VTEP_SCHEMA, VSWITCH_SCHEMA) if not p.exists()]
 
-# Skip loudly (the reason is printed by -ra) when the reference binaries are absent.
-needs_ovs = pytest.mark.skipif(
-    bool(MISSING_OVS),
-    reason=f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
+
+def missing_ovs(tools: tuple[str, ...]) -> list[str]:
+    """Which of *tools*, ovsdb-server and the schemas are absent."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not os.access(OVSDB_SERVER, os.X_OK):
+        missing.append(OVSDB_SERVER)
+    return missing + [str(p) for p in (VTEP_SCHEMA, VSWITCH_SCHEMA) if not p.exists()]
+
+
+def needs_ovs_tools(*tools: str) -> pytest.MarkDecorator:
+    """Skip loudly (the reason is printed by -ra) when the reference binaries are absent."""
+    missing = missing_ovs(tools)
+    return pytest.mark.skipif(
+        bool(missing), reason=f"Open vSwitch is not installed (missing: {', '.join(missing)})")
+
+
+MISSING_OVS = missing_ovs(_TOOLS)
+needs_ovs = needs_ovs_tools(*_TOOLS)
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

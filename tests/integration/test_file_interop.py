@@ -11,48 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from srvhelp import HWVTEP, OVSDB_SERVER, VTEP_SCHEMA, needs_ovs_tools, tool_env
 
 from hwvtep.ovsdb.transaction import execute
 from hwvtep.server.storage import Storage
 
-OVS_SHARE = Path("/usr/share/openvswitch")
-VTEP_SCHEMA = OVS_SHARE / "vtep.ovsschema"
-VSWITCH_SCHEMA = OVS_SHARE / "vswitch.ovsschema"
-OVSDB_SERVER = "/usr/sbin/ovsdb-server"
-HWVTEP = str(Path(sys.executable).with_name("hwvtep"))
-_MISSING = [t for t in ("ovsdb-tool", "ovsdb-client") if shutil.which(t) is None]
-_MISSING += [p for p in (OVSDB_SERVER, str(VTEP_SCHEMA), str(VSWITCH_SCHEMA))
-             if not os.path.exists(p)]
-# Skip loudly (-ra prints the reason) only when the reference binaries are absent.
-needs_ovs = pytest.mark.skipif(
-    bool(_MISSING), reason=f"Open vSwitch is not installed (missing: {', '.join(_MISSING)})")
-
-
-def tool_env(rundir: Path) -> dict[str, str]:
-    """OVS's tools and servers keep their run-time files in *rundir*."""
-    env = dict(os.environ)
-    env.update(OVS_RUNDIR=str(rundir), OVS_LOGDIR=str(rundir), OVS_DBDIR=str(rundir),
-               OVS_SYSCONFDIR=str(rundir))
-    return env
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A temp dir with a short path: unix socket paths must fit in 108 bytes."""
-    d = Path(tempfile.mkdtemp(prefix="hvf-"))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+needs_ovs = needs_ovs_tools("ovsdb-tool", "ovsdb-client")
 
 
 pytestmark = [pytest.mark.ovs, needs_ovs]

@@ -14,31 +14,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from srvhelp import HWVTEP, VSWITCH_SCHEMA, VTEP_SCHEMA, mask_uuids, needs_ovs_tools
 
-OVS_SHARE = Path("/usr/share/openvswitch")
-VTEP_SCHEMA = OVS_SHARE / "vtep.ovsschema"
-VSWITCH_SCHEMA = OVS_SHARE / "vswitch.ovsschema"
-OVSDB_SERVER = "/usr/sbin/ovsdb-server"
-HWVTEP = str(Path(sys.executable).with_name("hwvtep"))
-_MISSING = [t for t in ("ovsdb-tool", "ovsdb-client") if shutil.which(t) is None]
-_MISSING += [p for p in (OVSDB_SERVER, str(VTEP_SCHEMA), str(VSWITCH_SCHEMA))
-             if not os.path.exists(p)]
-# Skip loudly (-ra prints the reason) only when the reference binaries are absent.
-needs_ovs = pytest.mark.skipif(
-    bool(_MISSING), reason=f"Open vSwitch is not installed (missing: {', '.join(_MISSING)})")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+needs_ovs = needs_ovs_tools("ovsdb-tool", "ovsdb-client")
 
-
-def mask_uuids(text: str) -> str:
-    """Each distinct UUID replaced by <N>, numbered in order of first appearance."""
-    seen: dict[str, int] = {}
-    return _UUID.sub(lambda m: f"<{seen.setdefault(m.group(0), len(seen))}>", text)
 
 pytestmark = [pytest.mark.ovs, needs_ovs]
 
