@@ -225,3 +225,33 @@ def test_port_that_disappears_is_reported_and_comes_back(lab: Lab) -> None:
     # r1 got a new MAC with its new interface: tell ps2, as a controller would
     lab["ps2"].ctl("add-ucast-remote", "red", lab.mac("r1"), "10.99.0.1")
     assert lab.ping_soon("r1", IP2)
+
+
+def test_glob_port_created_after_start_is_served_by_events(lab: Lab) -> None:
+    """--port 'p*': an interface that appears later is registered and bindable, driven by
+    netlink events (the agent's full resync and periodic stats report are an hour away)."""
+    attach(lab, "red", RED, "p1", ("r1", "r2"))
+    assert lab.ping_soon("r1", IP2)
+    v = lab["ps1"]
+    v.stop_agent()
+    mark = len(v.agent_log.read_text())
+    v.start_agent("--resync-interval=3600", "--stats-interval=3600")
+    wait_until(lambda: took_over(v, mark), what="ps1 agent restarted")
+    assert "p3" not in v.ctl("list-ports", "ps1").split()
+    # a new cable into the VTEP, after the agent started: a new host g1 behind port p3
+    g1 = lab.spaces.make("g1")
+    started = time.monotonic()
+    lab.spaces.veth(g1, "eth0", v.ns, "p3")
+    lab.spaces.up(g1, "eth0", "192.168.10.3/24")
+    lab.spaces.ip(v.ns, "link", "set", "p3", "up")
+    v.wait_ports("p3", timeout=5)
+    assert time.monotonic() - started < 3.0, "a new port must not wait for the resync"
+    # a binding on it works: g1 pings r2 on the other VTEP
+    v.ctl("bind-ls", "ps1", "p3", "0", "red")
+    lab["ps2"].ctl("add-ucast-remote", "red", lab.spaces.mac(g1, "eth0"), v.tip)
+    wait_until(lambda: lab.master("ps1", "p3") == "hvb5000", timeout=5, what="p3 enslaved")
+    deadline = time.monotonic() + 5
+    while not (ok := lab.spaces.exec(g1, "ping", "-c1", "-W1", IP2).returncode == 0):
+        assert time.monotonic() < deadline, f"g1 cannot reach r2\n{v.log_text()}"
+    assert ok
+    assert v.agent is not None and v.agent.poll() is None

@@ -224,6 +224,10 @@ class Agent:
                 self._on_fdb(ev)
             elif isinstance(ev, LinkEvent):
                 self._kernel_stale = self._need_plan = True
+                if self._names_a_port(ev.ifname):
+                    # a port that comes or goes may change no kernel object, yet its
+                    # Physical_Port row must follow now, not at the next stats report
+                    self._need_report = True
             else:  # Overflow: we missed some
                 self._kernel_stale = self._need_plan = True
         if events:
@@ -261,6 +265,11 @@ class Agent:
             self._kernel_stale = self._need_plan = True
 
     # -- reconcile ---------------------------------------------------------------------
+
+    def _names_a_port(self, name: str) -> bool:
+        return not self.naming.owns_name(name) and any(
+            fnmatch.fnmatchcase(name, p) for p in self.settings.ports
+        )
 
     def served_ports(self) -> tuple[frozenset[str], frozenset[str]]:
         """(ports to serve, links present): explicit names, and pattern matches that exist."""
