@@ -64,9 +64,9 @@ def test_notification_bytes_match_ovsdb_server_update() -> None:
     )
 
 
-def test_error_reply_carries_null_result() -> None:
-    # ovsdb-server writes {"id":4,"error":"unknown method"}; JSON-RPC 1.0 wants the member.
-    assert encode(Error("unknown method", 4)) == b'{"id":4,"result":null,"error":"unknown method"}'
+def test_error_reply_has_no_result_member() -> None:
+    # Exactly what ovsdb-server writes: no extra members.
+    assert encode(Error("unknown method", 4)) == b'{"id":4,"error":"unknown method"}'
     assert error_reply({"error": "x"}, 5) == Error({"error": "x"}, 5)
 
 

@@ -10,9 +10,9 @@ decodes each complete value once with orjson and checks it the way Open vSwitch 
 ends the connection, as it does in Open vSwitch.
 
 Messages are serialised compactly, members in the order Open vSwitch writes them
-(``id`` first). A reply always carries ``"error": null``; an error reply carries
-``"result": null`` (Open vSwitch leaves ``result`` out there; it and python-ovs accept
-both forms, and JSON-RPC 1.0 asks for the member).
+(``id`` first). A reply always carries ``"error": null``; an error reply is
+``{"id": ..., "error": ...}`` with no ``result`` member, exactly as ovsdb-server sends it
+(a ``"result": null`` there is accepted on input).
 
 Stricter than Open vSwitch: invalid UTF-8 is refused (ovsdb-server passes it through) and
 nesting stops at :data:`MAX_DEPTH`. Looser: brackets are counted without pairing ``[`` with
@@ -95,7 +95,7 @@ class Error:
             raise ValueError("an error reply needs a non-null error and id")
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "result": None, "error": self.error}
+        return {"id": self.id, "error": self.error}
 
 
 Message = Request | Notification | Reply | Error
