@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -77,3 +80,19 @@ def kernel_has_8021q(spaces: Namespaces) -> bool:
     sh("ip", "netns", "del", ns)
     spaces.created.remove(ns)
     return ok
+
+
+def tear_down_labs(root: Path, leftovers: Callable[[], list[str]]) -> None:
+    """Bring down every lab whose state lives under *root* (a failure is reported and the
+    rest still go), then delete the namespaces *leftovers* names: the safety net for a lab
+    whose state was lost."""
+    from hwvtep.lab import netns
+    from hwvtep.lab import state as st
+
+    for state in st.list_labs(root):
+        try:
+            netns.down(state)
+        except Exception as exc:  # keep going: the safety net below still runs
+            print(f"teardown: down {state.lab} failed: {exc}", file=sys.stderr)
+    for name in leftovers():
+        subprocess.run(["ip", "netns", "del", name], check=False)

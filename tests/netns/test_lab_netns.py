@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from nshelp import tear_down_labs
 
 from hwvtep.lab import icmp, netns
 from hwvtep.lab import state as st
@@ -102,13 +103,7 @@ class Labs:
         ]
 
     def cleanup(self) -> None:
-        for state in st.list_labs(self.root):
-            try:
-                netns.down(state)
-            except Exception as exc:  # keep going: the safety net below still runs
-                print(f"teardown: down {state.lab} failed: {exc}", file=sys.stderr)
-        for name in self.ours():
-            subprocess.run(["ip", "netns", "del", name], check=False)
+        tear_down_labs(self.root, self.ours)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nshelp import tear_down_labs
 
 from hwvtep.lab import icmp, netns
 from hwvtep.lab import state as st
@@ -96,13 +97,7 @@ class Lab:
         return [n for n in netns.netns_names() if n.startswith(f"hwl-{self.name}-")]
 
     def cleanup(self) -> None:
-        for state in st.list_labs(self.root):
-            try:
-                netns.down(state)
-            except Exception as exc:  # keep going: the safety net below still runs
-                print(f"teardown: down {state.lab} failed: {exc}", file=sys.stderr)
-        for name in self.ours():
-            subprocess.run(["ip", "netns", "del", name], check=False)
+        tear_down_labs(self.root, self.ours)
 
 
 @pytest.fixture
