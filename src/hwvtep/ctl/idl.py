@@ -414,53 +414,6 @@ def _calc_mask(capacity: int) -> int:
     return mask | (mask & 1) << 1
 
 
-_M32 = 0xFFFFFFFF
-
-
-def _hash_string(s: str) -> int:
-    """Open vSwitch's hash_string(s, 0) (murmur3-style, little-endian words)."""
-    b = s.encode()
-    n = len(b)
-    h = 0
-    for i in range(0, n - n % 4, 4):
-        h = _mix(h, int.from_bytes(b[i:i + 4], "little"))
-    if n % 4:
-        h = _mix(h, int.from_bytes(b[n - n % 4:], "little"))
-    h ^= n
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _M32
-    return h ^ (h >> 16)
-
-
-def _mix(h: int, d: int) -> int:
-    if d:
-        d = (d * 0xCC9E2D51) & _M32
-        d = ((d << 15) | (d >> 17)) & _M32
-        h ^= (d * 0x1B873593) & _M32
-    h = ((h << 13) | (h >> 19)) & _M32
-    return (h * 5 + 0xE6546B64) & _M32
-
-
-def _hmap_order(items: list[tuple[int, Row]]) -> list[Row]:
-    """Iteration order of an Open vSwitch hmap after inserting (hash, row)s in order:
-    buckets in index order, newest first within a bucket, reversed on every growth."""
-    mask = 0
-    buckets: list[list[tuple[int, Row]]] = [[]]
-    for n, item in enumerate(items, 1):
-        buckets[item[0] & mask].insert(0, item)
-        if n // 2 > mask:
-            new_mask = _calc_mask(n)
-            if new_mask > mask:
-                grown: list[list[tuple[int, Row]]] = [[] for _ in range(new_mask + 1)]
-                for bucket in buckets:
-                    for node in bucket:
-                        grown[node[0] & new_mask].insert(0, node)
-                buckets, mask = grown, new_mask
-    return [r for bucket in buckets for _, r in bucket]
-
-
 def idl_order(rows: list[Row]) -> list[Row]:
     """Rows in the order vtep-ctl's IDL lists them, given the order the server sent them.
 
@@ -470,9 +423,11 @@ def idl_order(rows: list[Row]) -> list[Row]:
     inserted join that map last. (Rows the IDL met first as the target of a reference
     from another table are filed earlier by vtep-ctl; that is not modelled.)
     """
-    old = [(_hash_string(r.uuid), r) for r in rows if not r.inserted]
-    filed = _hmap_order(old) + [r for r in rows if r.inserted]
-    return _hmap_order([(int(r.uuid[:8], 16), r) for r in filed])
+    from hwvtep.ovsdb.ovshash import hmap_order, ovs_hash_string
+
+    old = [(ovs_hash_string(r.uuid), r) for r in rows if not r.inserted]
+    filed = hmap_order(old) + [r for r in rows if r.inserted]
+    return hmap_order([(int(r.uuid[:8], 16), r) for r in filed])
 
 
 def _row_name(uuid: str) -> str:

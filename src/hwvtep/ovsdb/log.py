@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from hwvtep.ovsdb import ovshash
 from hwvtep.ovsdb.data import (
     Datum,
     datum_apply_diff,
@@ -491,73 +492,13 @@ _SIMPLE_ESCAPES = {0x62: b"\b", 0x66: b"\f", 0x6E: b"\n", 0x72: b"\r", 0x74: b"\
 # The order in which OVS walks a JSON object (a hash table keyed by member name).
 
 
-def _rotl(x: int, k: int) -> int:
-    return ((x << k) | (x >> (32 - k))) & 0xFFFFFFFF
-
-
-def _mhash_add(h: int, data: int) -> int:
-    if data:
-        data = (data * 0xCC9E2D51) & 0xFFFFFFFF
-        data = _rotl(data, 15)
-        data = (data * 0x1B873593) & 0xFFFFFFFF
-        h ^= data
-    h = _rotl(h, 13)
-    return (h * 5 + 0xE6546B64) & 0xFFFFFFFF
-
-
-def ovs_hash_string(s: str, basis: int = 0) -> int:
-    """OVS's hash_string() as built without SSE4.2 (Debian's build): murmur3 words."""
-    b = s.encode()
-    n = len(b)
-    h = basis
-    full = n - n % 4
-    for i in range(0, full, 4):
-        h = _mhash_add(h, int.from_bytes(b[i:i + 4], "little"))
-    if n % 4:
-        h = _mhash_add(h, int.from_bytes(b[full:], "little"))
-    h ^= n
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h
-
-
-def _calc_mask(capacity: int) -> int:
-    mask = capacity // 2
-    for shift in (1, 2, 4, 8, 16, 32):
-        mask |= mask >> shift
-    mask |= (mask & 1) << 1
-    return mask
-
-
 def shash_order(keys: Iterable[str]) -> list[str]:
     """The order OVS iterates a JSON object whose members were parsed in *keys* order.
 
     OVS keeps members in a chained hash table (new nodes at the head of a bucket, the
     table doubling as it fills); iteration walks buckets in order.
     """
-    mask = 0
-    buckets: list[list[tuple[int, str]]] = [[]]
-    n = 0
-    seen: set[str] = set()
-    for key in keys:
-        if key in seen:
-            continue
-        seen.add(key)
-        h = ovs_hash_string(key)
-        buckets[h & mask].insert(0, (h, key))
-        n += 1
-        if n // 2 > mask:
-            new_mask = _calc_mask(n)
-            if new_mask > mask:
-                new: list[list[tuple[int, str]]] = [[] for _ in range(new_mask + 1)]
-                for bucket in buckets:
-                    for node in bucket:
-                        new[node[0] & new_mask].insert(0, node)
-                buckets, mask = new, new_mask
-    return [key for bucket in buckets for _, key in bucket]
+    return ovshash.shash_order(dict.fromkeys(keys))
 
 
 # ---------------------------------------------------------------------------
