@@ -577,14 +577,24 @@ def _pre_add_remove(ctx: Context) -> None:
     get_column(t, ctx.argv[3])
 
 
-def _cmd_add(ctx: Context) -> None:
+def _add_remove_target(ctx: Context) -> tuple[Table, Column, Row] | None:
+    """add/remove TABLE RECORD COLUMN ...: what they change (None: a missing record with
+    --if-exists)."""
     must_exist = "--if-exists" not in ctx.options
     table = get_table(ctx.env.schema, ctx.argv[1])
     col = get_column(table, ctx.argv[3])
     row = get_row(ctx, table, ctx.argv[2], must_exist)
     if row is None:
-        return
+        return None
     check_mutable(row, col)
+    return table, col, row
+
+
+def _cmd_add(ctx: Context) -> None:
+    target = _add_remove_target(ctx)
+    if target is None:
+        return
+    table, col, row = target
     t = col.type
     new: Datum = () if ctx.last_command else row.get(col)
     add_type = t.relaxed(1, UINT_MAX)
@@ -607,13 +617,10 @@ def _cmd_add(ctx: Context) -> None:
 
 
 def _cmd_remove(ctx: Context) -> None:
-    must_exist = "--if-exists" not in ctx.options
-    table = get_table(ctx.env.schema, ctx.argv[1])
-    col = get_column(table, ctx.argv[3])
-    row = get_row(ctx, table, ctx.argv[2], must_exist)
-    if row is None:
+    target = _add_remove_target(ctx)
+    if target is None:
         return
-    check_mutable(row, col)
+    table, col, row = target
     t = col.type
     old = row.get(col)
     rm_type = t.relaxed(1, UINT_MAX)
