@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from hwvtep.ovsdb.data import Datum, Symtab, datum_from_json, datum_to_json
 from hwvtep.ovsdb.errors import (
@@ -140,9 +140,11 @@ def _range_error(mutator: str) -> OvsdbError:
 
 
 _DIVISION_BY_ZERO = OvsdbError(DOMAIN_ERROR, "Division by zero.")
+_N = TypeVar("_N", int, float)
 
 
-def _int_op(mutator: str, y: int) -> Callable[[int], int]:
+def _common_op(mutator: str, y: _N) -> Callable[[_N], _N] | None:
+    """What "+=", "-=", "*=" and a division by zero do to integers and reals alike."""
     if mutator == "+=":
         return lambda x: x + y
     if mutator == "-=":
@@ -150,9 +152,16 @@ def _int_op(mutator: str, y: int) -> Callable[[int], int]:
     if mutator == "*=":
         return lambda x: x * y
     if y == 0:
-        def by_zero(x: int) -> int:
+        def by_zero(x: _N) -> _N:
             raise _DIVISION_BY_ZERO
         return by_zero
+    return None
+
+
+def _int_op(mutator: str, y: int) -> Callable[[int], int]:
+    op = _common_op(mutator, y)
+    if op is not None:
+        return op
     if y == -1:
         # C cannot divide INT64_MIN by -1; ovsdb-server reports it (for "%=" too).
         def negate(x: int) -> int:
@@ -176,17 +185,7 @@ def _int_op(mutator: str, y: int) -> Callable[[int], int]:
 
 
 def _real_op(mutator: str, y: float) -> Callable[[float], float]:
-    if mutator == "+=":
-        return lambda x: x + y
-    if mutator == "-=":
-        return lambda x: x - y
-    if mutator == "*=":
-        return lambda x: x * y
-    if y == 0:
-        def by_zero(x: float) -> float:
-            raise _DIVISION_BY_ZERO
-        return by_zero
-    return lambda x: x / y
+    return _common_op(mutator, y) or (lambda x: x / y)
 
 
 def _arithmetic(ctype: ColumnType, mutator: str, y: Any) -> Apply:
