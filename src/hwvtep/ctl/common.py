@@ -1,10 +1,11 @@
 """What `hwvtep ctl` (vtep-ctl) and `hwvtep ovsdb-client` share on their command lines.
 
-Both mimic Open vSwitch programs built on the same C library: glibc's getopt_long() for
-options, vlog for console logging, the table printer's options (--format, --data, ...) and
-the same number parsing for --timeout and --max-column-width. One copy here keeps the two
-tools' messages identical where Open vSwitch's are. ``hwvtep ctl`` starts on every call of a
-script, so this module imports nothing but the standard library's always-loaded modules.
+Both mimic Open vSwitch programs built on the same C library: vlog for console logging,
+the table printer's options (--format, --data, ...) and the same number parsing for
+--timeout and --max-column-width (options themselves are parsed by :mod:`hwvtep.cmdline`).
+One copy here keeps the two tools' messages identical where Open vSwitch's are. ``hwvtep
+ctl`` starts on every call of a script, so this module imports nothing but the standard
+library's always-loaded modules.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
     Fail = Callable[[str], NoReturn]
 
-NO, REQ, OPT = 0, 1, 2  # an option's argument: none, required, optional
 
 LEVELS = ("off", "emer", "err", "warn", "info", "dbg")
 _DESTINATIONS = ("console", "syslog", "file")
@@ -96,80 +96,6 @@ class Style:
         self.headings = True
         self.pretty = False
         self.max_column_width = 0
-
-
-def short_options(longs: dict[str, tuple[int, str]]) -> dict[str, str]:
-    """Short option letter -> long name, from a table of name -> (argument, short)."""
-    return {short: name for name, (_, short) in longs.items() if short}
-
-
-def getopt_long(argv: list[str], longs: dict[str, int], shorts: dict[str, str],
-                apply: Callable[[str, str | None], None], fail: Fail,
-                permute: bool) -> list[str]:
-    """glibc's getopt_long(): long options may be abbreviated, each option takes effect (or
-    fails) in turn, and the non-options are returned. With *permute* options may follow
-    non-options (until ``--``); without it (a leading "+") the first non-option ends them.
-    *shorts* maps a letter to a name in *longs*."""
-    args: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        if arg == "--":
-            args.extend(argv[i:])
-            break
-        if not arg.startswith("-") or arg == "-":
-            if not permute:
-                args.extend(argv[i - 1:])
-                break
-            args.append(arg)
-            continue
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            if name in longs:
-                full = name
-            else:
-                cands = [n for n in longs if n.startswith(name)]
-                if not cands:
-                    fail(f"unrecognized option '{arg}'")
-                if len(cands) > 1:
-                    fail(f"option '{arg}' is ambiguous; possibilities: "
-                         + " ".join(f"'--{c}'" for c in cands))
-                full = cands[0]
-            has = longs[full]
-            val: str | None = value if eq else None
-            if has == NO and eq:
-                fail(f"option '--{full}' doesn't allow an argument")
-            if has == REQ and not eq:
-                if i >= len(argv):
-                    fail(f"option '--{full}' requires an argument")
-                val = argv[i]
-                i += 1
-            apply(full, val)
-            continue
-        j = 1
-        while j < len(arg):
-            c = arg[j]
-            name = shorts.get(c, "")
-            if not name:
-                fail(f"invalid option -- '{c}'")
-            has = longs[name]
-            if has == NO:
-                apply(name, None)
-                j += 1
-                continue
-            rest = arg[j + 1:]
-            if rest:
-                apply(name, rest)
-            elif has == REQ:
-                if i >= len(argv):
-                    fail(f"option requires an argument -- '{c}'")
-                apply(name, argv[i])
-                i += 1
-            else:
-                apply(name, None)
-            break
-    return args
 
 
 def apply_style_option(style: Style, name: str, val: str | None, fail: Fail) -> bool:

@@ -16,21 +16,17 @@ from __future__ import annotations
 import os
 import sys
 
+from hwvtep.cmdline import NO, OPT, REQ, getopt_long, short_options
 from hwvtep.ctl import commands as cmds
 from hwvtep.ctl import vtep
 from hwvtep.ctl.common import (
-    NO,
-    OPT,
-    REQ,
     Exit,
     Log,
     Style,
     apply_style_option,
     default_remote,
     env_timeout,
-    getopt_long,
     parse_timeout,
-    short_options,
 )
 from hwvtep.ctl.idl import Idl, TxnStatus
 from hwvtep.ctl.values import CtlError, Schema, SymbolTable

@@ -21,20 +21,16 @@ import contextlib
 import os
 import sys
 
+from hwvtep.cmdline import NO, OPT, REQ, getopt_long, short_options
 from hwvtep.ctl.common import (
-    NO,
-    OPT,
-    REQ,
     Exit,
     Log,
     Style,
     apply_style_option,
     default_remote,
     env_timeout,
-    getopt_long,
     parse_timeout,
     rundir,
-    short_options,
 )
 from hwvtep.ctl.table import JsonCell, OutTable, format_table
 

@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from hwvtep.cmdline import getopt_long
 
 if TYPE_CHECKING:
     from hwvtep.ovsdb.schema import DatabaseSchema
@@ -124,53 +126,15 @@ def _version() -> str:
 
 def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     opts = Options()
-    args: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        i += 1
-        if a == "--":
-            args.extend(argv[i:])
-            break
-        if a.startswith("--"):
-            name, eq, value = a[2:].partition("=")
-            exact = [o for o in _LONG_OPTIONS if o[0] == name]
-            found = exact or [o for o in _LONG_OPTIONS if o[0].startswith(name)]
-            if not found:
-                raise Fatal(f"unrecognized option '{a}'")
-            if len(found) > 1:
-                names = " ".join(f"'--{o[0]}'" for o in found)
-                raise Fatal(f"option '--{name}' is ambiguous; possibilities: {names}")
-            oname, kind, _ = found[0]
-            arg: str | None = None
-            if kind == 0 and eq:
-                raise Fatal(f"option '--{oname}' doesn't allow an argument")
-            if kind == 1:
-                if eq:
-                    arg = value
-                elif i < len(argv):
-                    arg = argv[i]
-                    i += 1
-                else:
-                    raise Fatal(f"option '--{oname}' requires an argument")
-            elif kind == 2 and eq:
-                arg = value
-            _handle_option(opts, oname, arg)
-        elif a.startswith("-") and a != "-":
-            j = 1
-            while j < len(a):
-                c = a[j]
-                long = next((o for o in _LONG_OPTIONS if o[2] == c), None)
-                if long is None:
-                    raise Fatal(f"invalid option -- '{c}'")
-                if long[1] == 2:
-                    _handle_option(opts, long[0], a[j + 1:] or None)
-                    break
-                _handle_option(opts, long[0], None)
-                j += 1
-        else:
-            args.append(a)
+    longs = {name: kind for name, kind, _ in _LONG_OPTIONS}
+    shorts = {short: name for name, _, short in _LONG_OPTIONS if short}
+    args = getopt_long(argv, longs, shorts, lambda name, arg: _handle_option(opts, name, arg),
+                       _fatal, permute=True)
     return opts, args
+
+
+def _fatal(msg: str) -> NoReturn:
+    raise Fatal(msg)
 
 
 def _handle_option(opts: Options, name: str, arg: str | None) -> None:
