@@ -7,7 +7,9 @@ Figures (targets in brackets):
   namespace): p50 [<= 10 ms] and p99 [<= 50 ms] over N changes (default 1,000, the MACs
   accumulate in the database); the same for removing them again;
 * the walkthrough's attach (one transaction: logical switch with its key, port binding,
-  the peer's MAC) to the first reply of a ping that was already running;
+  the peer's MAC) to the first reply of a ping that was already running: the median over
+  --attach-runs runs (default 10, detached in between), next to ovs-vtep's 0.88 s median
+  as issue 5 reports it (quoted, not measured by this run);
 * 100,000 remote MACs in one transaction until the agent has programmed them [<= 10 s],
   split into the server's commit and the agent's part, and the agent's RSS [<= 300 MB];
 * iperf3 TCP throughput between hosts behind two hwvtep VTEPs, against the same path
@@ -43,6 +45,10 @@ from hwvtep.agent.linux import FdbEvent, NetlinkWatcher
 
 RED = 5000
 IP2 = "192.168.10.2"
+# ovs-vtep's median from a controller's transact to the first ping reply, as measured and
+# reported in issue 5 (max 1.2 s). Not re-measured here: ovs-vtep needs ovs-vswitchd
+# forwarding between the namespaces, which this benchmark does not set up.
+OVS_VTEP_MEDIAN_S = 0.88
 
 
 class Rpc:
@@ -188,14 +194,14 @@ def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
         lab.close()
 
 
-def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool) -> float:
-    """The walkthrough: ps2 plays the hypervisor, already set up (it floods toward ps1 and
-    knows r1's MAC); r2 behind it pings r1 behind ps1, which gets one attach transaction
-    naming r2's MAC, as attach_red2.json does. With `static_arp` the hosts know each
-    other's MAC beforehand, so the figure is the agent's and the data path's alone; without
-    it, it also includes the host's ARP retransmission (one second apart)."""
+def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool, runs: int) -> list[float]:
+    """The walkthrough, `runs` times on one lab (detached again in between): ps2 plays the
+    hypervisor, already set up (it floods toward ps1 and knows r1's MAC); r2 behind it
+    pings r1 behind ps1, which gets one attach transaction naming r2's MAC, as
+    attach_red2.json does. With `static_arp` the hosts know each other's MAC beforehand, so
+    the figure is the agent's and the data path's alone; without it, it also includes the
+    host's ARP retransmission (one second apart). Returns the seconds of each run."""
     lab = Lab(spaces, tmp / "attach")
-    ping = None
     try:
         lab.start()
         far = lab["ps2"]
@@ -207,20 +213,14 @@ def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool) -> float:
             for host, ip, peer in (("r1", IP2, "r2"), ("r2", "192.168.10.1", "r1")):
                 lab.spaces.ip(lab.hosts[host], "neigh", "replace", ip, "lladdr", lab.mac(peer),
                               "dev", "eth0", "nud", "permanent")  # fmt: skip
-        ping = subprocess.Popen(
-            ["ip", "netns", "exec", lab.hosts["r2"], "ping", "-D", "-i", "0.002", "-W", "5",
-             "-c", "3000", "192.168.10.1"],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        time.sleep(0.3)
         v = lab["ps1"]
-        (ps,) = [r["_uuid"][1] for r in v.dump("Physical_Switch")]
         (p1,) = [r["_uuid"][1] for r in v.dump("Physical_Port") if r["name"] == "p1"]
         rpc = Rpc(v.sock)
-        attach = [
+        on_p1 = [["_uuid", "==", ["uuid", p1]]]
+        attach: list[dict[str, Any]] = [
             {"op": "insert", "table": "Logical_Switch", "uuid-name": "ls",
              "row": {"name": "red", "tunnel_key": RED}},
-            {"op": "mutate", "table": "Physical_Port", "where": [["_uuid", "==", ["uuid", p1]]],
+            {"op": "mutate", "table": "Physical_Port", "where": on_p1,
              "mutations": [["vlan_bindings", "insert", ["map", [[0, ["named-uuid", "ls"]]]]]]},
             {"op": "insert", "table": "Physical_Locator", "uuid-name": "loc",
              "row": {"dst_ip": "10.99.0.2", "encapsulation_type": "vxlan_over_ipv4"}},
@@ -228,7 +228,30 @@ def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool) -> float:
              "row": {"MAC": lab.mac("r2"), "logical_switch": ["named-uuid", "ls"],
                      "locator": ["named-uuid", "loc"]}},
         ]  # fmt: skip
-        del ps
+        detach: list[dict[str, Any]] = [
+            {"op": "delete", "table": "Ucast_Macs_Remote", "where": []},
+            {"op": "delete", "table": "Ucast_Macs_Local", "where": []},  # the agent's rows
+            {"op": "delete", "table": "Mcast_Macs_Local", "where": []},
+            {"op": "mutate", "table": "Physical_Port", "where": on_p1,
+             "mutations": [["vlan_bindings", "delete", ["set", [0]]]]},
+            {"op": "delete", "table": "Logical_Switch", "where": []},
+        ]  # fmt: skip
+        return [_attach_once(lab, rpc, attach, detach, static_arp) for _ in range(runs)]
+    finally:
+        lab.close()
+
+
+def _attach_once(lab: Lab, rpc: Rpc, attach: list[dict[str, Any]],
+                 detach: list[dict[str, Any]], static_arp: bool) -> float:  # fmt: skip
+    if not static_arp:
+        lab.spaces.ip(lab.hosts["r2"], "neigh", "flush", "all", check=False)
+    ping = subprocess.Popen(
+        ["ip", "netns", "exec", lab.hosts["r2"], "ping", "-D", "-i", "0.002", "-W", "5",
+         "-c", "3000", "192.168.10.1"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.3)
         sent = time.time()
         rpc.transact(*attach)
         deadline = time.monotonic() + 15
@@ -241,12 +264,12 @@ def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool) -> float:
                 first = float(m.group(1))
         if first is None:
             raise RuntimeError("no ping reply after the attach")
-        return first - sent
     finally:
-        if ping is not None:
-            ping.kill()
-            ping.wait()
-        lab.close()
+        ping.kill()
+        ping.wait()
+    rpc.transact(*detach)
+    wait_until(lambda: "hvb5000" not in lab.links("ps1"), what="ps1 detached")
+    return first - sent
 
 
 def agent_log_time(line: str) -> float:
@@ -378,6 +401,7 @@ def main() -> int:
     ap.add_argument("--macs", type=int, default=100_000)
     ap.add_argument("--iperf-seconds", type=int, default=3)
     ap.add_argument("--iperf-rounds", type=int, default=5)
+    ap.add_argument("--attach-runs", type=int, default=10)
     ap.add_argument("--only", choices=["latency", "attach", "bulk", "iperf"], action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -405,12 +429,20 @@ def main() -> int:
                       f"p99 {lat['del_p99_ms']:.2f} ms")  # fmt: skip
                 ok &= lat["add_p50_ms"] <= 10 and lat["add_p99_ms"] <= 50
             if "attach" in only:
-                t = bench_attach(fresh(), tmp / "a1", static_arp=True)
-                print(f"walkthrough attach transact -> first ping reply: {t * 1000:.1f} ms "
-                      "(hosts' ARP entries static)")  # fmt: skip
-                t = bench_attach(fresh(), tmp / "a2", static_arp=False)
-                print(f"walkthrough attach transact -> first ping reply: {t * 1000:.1f} ms "
-                      "(with ARP, retransmitted by the host every second)")  # fmt: skip
+                for static_arp, how in ((True, "hosts' ARP entries static"),
+                                        (False, "with ARP, retransmitted by the host every "
+                                                "second")):  # fmt: skip
+                    ts = bench_attach(fresh(), tmp / f"a{int(static_arp)}", static_arp,
+                                      args.attach_runs)  # fmt: skip
+                    med = statistics.median(ts)
+                    print(
+                        f"walkthrough attach transact -> first ping reply ({how}): median "
+                        f"{med * 1000:.1f} ms, max {max(ts) * 1000:.1f} ms over {len(ts)} "
+                        f"runs; ovs-vtep {OVS_VTEP_MEDIAN_S * 1000:.0f} ms / hwvtep = "
+                        f"{OVS_VTEP_MEDIAN_S / med:.1f}x"
+                    )
+                print(f"  (ovs-vtep's {OVS_VTEP_MEDIAN_S} s median is the figure measured in "
+                      "issue 5, not measured in this run: see OVS_VTEP_MEDIAN_S)")  # fmt: skip
             if "bulk" in only:
                 b = bench_bulk(fresh(), tmp, args.macs)
                 print(
