@@ -561,12 +561,18 @@ def _pre_set(ctx: Context) -> None:
         _pre_parse_column(ctx, arg, t)
 
 
-def _cmd_set(ctx: Context) -> None:
-    must_exist = "--if-exists" not in ctx.options
+def _table_record(ctx: Context) -> tuple[Table, Row] | None:
+    """A command's TABLE RECORD arguments (None: a missing record with --if-exists)."""
     table = get_table(ctx.env.schema, ctx.argv[1])
-    row = get_row(ctx, table, ctx.argv[2], must_exist)
-    if row is None:
+    row = get_row(ctx, table, ctx.argv[2], "--if-exists" not in ctx.options)
+    return None if row is None else (table, row)
+
+
+def _cmd_set(ctx: Context) -> None:
+    target = _table_record(ctx)
+    if target is None:
         return
+    table, row = target
     for arg in ctx.argv[3:]:
         set_column(ctx, table, row, arg, ctx.last_command)
     ctx.invalidate_cache()
@@ -580,10 +586,9 @@ def _pre_add_remove(ctx: Context) -> None:
 def _add_remove_target(ctx: Context) -> tuple[Table, Column, Row] | None:
     """add/remove TABLE RECORD COLUMN ...: what they change (None: a missing record with
     --if-exists)."""
-    must_exist = "--if-exists" not in ctx.options
     table = get_table(ctx.env.schema, ctx.argv[1])
     col = get_column(table, ctx.argv[3])
-    row = get_row(ctx, table, ctx.argv[2], must_exist)
+    row = get_row(ctx, table, ctx.argv[2], "--if-exists" not in ctx.options)
     if row is None:
         return None
     check_mutable(row, col)
@@ -651,11 +656,10 @@ def _pre_clear(ctx: Context) -> None:
 
 
 def _cmd_clear(ctx: Context) -> None:
-    must_exist = "--if-exists" not in ctx.options
-    table = get_table(ctx.env.schema, ctx.argv[1])
-    row = get_row(ctx, table, ctx.argv[2], must_exist)
-    if row is None:
+    target = _table_record(ctx)
+    if target is None:
         return
+    table, row = target
     for arg in ctx.argv[3:]:
         col = get_column(table, arg)
         check_mutable(row, col)
