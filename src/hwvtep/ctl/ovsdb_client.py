@@ -1115,19 +1115,105 @@ def do_monitor_cond_since(ctx: Ctx, rpc: Rpc | None, database: str | None,
 
 
 def _lock(ctx: Ctx, rpc: Rpc | None, method: str, name: str) -> None:
+    """Send *method* for lock *name*, print the reply and every lock notification, and keep
+    running. Detached (as OVS 3.1), a control socket at $OVS_RUNDIR/ovsdb-client.PID.ctl
+    takes further ``lock``/``steal``/``unlock LOCK`` requests and ``exit``."""
     assert rpc is not None
     _daemonize(ctx, rpc)
-    ok, answer = rpc.call_raw(method, [name])
-    if ok:
-        ctx.print_json(answer)
-        sys.stdout.flush()
-        _daemonize_complete()
+    control = _LockControl(method, name)
+    if ctx.opts.detach:
+        control.start(os.path.join(rundir(), f"{PROGRAM}.{os.getpid()}.ctl"))
+    client = rpc.client
 
     def on_notification(method: str, params: Any) -> None:
         ctx.out(method + "\n")
         ctx.print_json(params)
         sys.stdout.flush()
-    _serve(rpc, on_notification)
+    while not control.exiting.is_set():
+        req = control.take()
+        if req is not None:
+            ok, answer = rpc.call_raw(req[0], [req[1]])
+            if ok:
+                ctx.print_json(answer)
+                sys.stdout.flush()
+                _daemonize_complete()
+        while client.notifications:
+            msg = client.notifications.popleft()
+            on_notification(msg.method, msg.params)
+        if not client.core.ready:
+            reason = client.core.last_error or "connection closed by peer"
+            _fatal(f"{rpc.name}: receive failed ({_errno_text(reason)})")
+        client.poll(0.05 if control.path else None)
+
+
+class _LockControl:
+    """One pending lock request (a new one is ignored while one waits, as OVS does) fed by
+    the control socket, served on its own thread so the JSON-RPC loop stays blocking."""
+
+    def __init__(self, method: str, name: str) -> None:
+        import threading
+
+        self._mutex = threading.Lock()
+        self._pending: tuple[str, str] | None = (method, name)
+        self.exiting = threading.Event()
+        self.path = ""
+
+    def take(self) -> tuple[str, str] | None:
+        with self._mutex:
+            req, self._pending = self._pending, None
+            return req
+
+    def _set(self, method: str, name: str) -> str:
+        with self._mutex:
+            if self._pending is None:
+                self._pending = (method, name)
+        return ""
+
+    def _set_args(self, method: str, args: list[str]) -> str:
+        return self._set(method, args[0])
+
+    def _exit(self, _args: list[str]) -> str:
+        self.exiting.set()
+        return ""
+
+    def start(self, path: str) -> None:
+        import asyncio
+        import functools
+        import threading
+
+        from hwvtep.server.unixctl import CommandTable, UnixctlServer
+
+        table = CommandTable()
+        for m in ("lock", "steal", "unlock"):
+            table.register(m, "LOCK", 1, 1, functools.partial(self._set_args, m))
+        table.register("exit", "", 0, 0, self._exit)
+        server = UnixctlServer(path, table)
+        started = threading.Event()
+        failure: list[OSError] = []
+
+        async def serve() -> None:
+            try:
+                await server.start()
+            except OSError as e:
+                failure.append(e)
+                return
+            finally:
+                started.set()
+            await asyncio.Event().wait()
+        threading.Thread(target=asyncio.run, args=(serve(),), daemon=True).start()
+        started.wait()
+        if failure:
+            _fatal(f"failed to create unixctl server ({failure[0].strerror})")
+        self.path = path
+        _remove_on_exit.append(path)
+        import atexit
+
+        atexit.register(_unlink_quiet, path)
+
+
+def _unlink_quiet(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def do_lock(ctx: Ctx, rpc: Rpc | None, database: str | None, args: list[str]) -> None:
