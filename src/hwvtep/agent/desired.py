@@ -348,7 +348,7 @@ def compute(
     bindings: dict[Binding, str] = {}
     if local_ip is not None and by_ls:
         locators = _Locators(tables, ps_uuid, own, problems)
-        ucast_of, mcast_of = _macs_by_switch(tables, by_ls.keys())
+        ucast_of, mcast_of = _macs_by_switch(tables, by_ls.keys(), problems)
         health = _unhealthy(tables, ps)
         for ls_uuid, bound in by_ls.items():
             ls = ls_rows[ls_uuid]
@@ -384,16 +384,26 @@ def _dedup(problems: Iterable[Problem]) -> tuple[Problem, ...]:
 
 
 def _macs_by_switch(
-    tables: Tables, switches: Iterable[str]
+    tables: Tables, switches: Iterable[str], problems: list[Problem]
 ) -> tuple[dict[str, list[Row]], dict[str, list[Row]]]:
+    """The remote MAC rows of each realised switch; rows of a missing switch are problems."""
     wanted = set(switches)
+    known = tables.get("Logical_Switch", {})
     ucast: dict[str, list[Row]] = defaultdict(list)
     mcast: dict[str, list[Row]] = defaultdict(list)
     for table, into in (("Ucast_Macs_Remote", ucast), ("Mcast_Macs_Remote", mcast)):
-        for row in tables.get(table, {}).values():
+        for uuid, row in tables.get(table, {}).items():
             ls = scalar(row, "logical_switch")
             if ls in wanted:
                 into[ls].append(row)
+            elif ls not in known:
+                mac = scalar(row, "MAC")
+                problems.append(
+                    Problem(
+                        f"dangling-mac-ls {uuid}",
+                        f"{table} {mac!r} refers to missing logical switch {ls}",
+                    )
+                )
     return ucast, mcast
 
 
