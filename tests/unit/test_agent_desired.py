@@ -111,12 +111,32 @@ def test_flooding_modes(db: VtepDb) -> None:
     }
 
 
-def test_service_node_skips_unhealthy_tunnels(db: VtepDb) -> None:
+def test_service_node_choice_is_the_lowest_address_and_ignores_bfd_status(db: VtepDb) -> None:
+    """Without BFD every service node counts as healthy (see desired.py's docstring).
+
+    The choice depends only on the addresses in the set: not on uuids or insertion order
+    (so a restart, or another VTEP, picks the same one), and not on a Tunnel's bfd_status,
+    a column only the switch itself writes (report.py sets it to enabled=false).
+    """
+    nodes = ["198.51.100.20", "198.51.100.3", "198.51.100.100"]
     ps = db.add_ps(PS, [TIP])
     port = db.add_port(ps, "p1")
     ls = db.add_ls("ls", 9)
     db.bind(port, 0, ls)
-    db.add_mcast_remote(ls, "unknown-dst", ["198.51.100.3", "198.51.100.20"])
+    db.add_mcast_remote(ls, "unknown-dst", nodes)
+    assert node(db).switches[ls].flood == {"198.51.100.3"}
+
+    # another database with the same content written in another order: same choice
+    other = VtepDb()
+    ps2 = other.add_ps(PS, [TIP])
+    for ip in reversed(nodes):
+        other.add_ucast_remote(other.add_ls(f"x{ip}", 1), "00:00:00:00:00:01", ip)
+    ls2 = other.add_ls("ls", 9)
+    other.bind(other.add_port(ps2, "p1"), 0, ls2)
+    other.add_mcast_remote(ls2, "unknown-dst", list(reversed(nodes)))
+    assert compute(other.tables, PS, "hv").switches[ls2].flood == {"198.51.100.3"}
+
+    # a bfd_status saying forwarding=false (written behind the agent's back) changes nothing
     low = db.locator("198.51.100.3")
     local = db._loc(TIP, "l", None, ops := [])
     ops.append(
@@ -126,7 +146,7 @@ def test_service_node_skips_unhealthy_tunnels(db: VtepDb) -> None:
             "row": {
                 "local": local,
                 "remote": low,
-                "bfd_status": ["map", [["forwarding", "false"]]],
+                "bfd_status": ["map", [["enabled", "true"], ["forwarding", "false"]]],
             },
             "uuid-name": "t",
         }
@@ -140,6 +160,12 @@ def test_service_node_skips_unhealthy_tunnels(db: VtepDb) -> None:
         }
     )
     db.transact(*ops)
+    assert node(db).switches[ls].flood == {"198.51.100.3"}
+
+    # the controller takes the node out of the set: the next lowest is used
+    mcast = next(iter(db.rows("Mcast_Macs_Remote")))
+    db.delete("Mcast_Macs_Remote", mcast)
+    db.add_mcast_remote(ls, "unknown-dst", ["198.51.100.20", "198.51.100.100"])
     assert node(db).switches[ls].flood == {"198.51.100.20"}
 
 

@@ -17,9 +17,17 @@ Choices, where the schema leaves room:
 - Clashes drop every party (two logical switches with one VNI, two rows binding the same
   port and VLAN differently): without history a pure function cannot tell which came
   first, and half-honouring a conflicting configuration would hide it.
-- In service_node replication, the flood target is the healthy service node with the
-  lowest address (a Tunnel whose bfd_status says forwarding=false is unhealthy); if none
-  is healthy, the lowest address anyway: some flooding beats none.
+- In service_node replication, the flood target is the service node with the lowest
+  IPv4 address (numerically) among the usable locators of the logical switch's
+  `unknown-dst` Mcast_Macs_Remote set. The schema asks for one "known to be healthy and
+  reachable, which could be determined by BFD", but this data plane runs no BFD and has
+  no other health signal: the only health column, Tunnel `bfd_status`, is written by the
+  VTEP itself (the controller writes `bfd_params`), and `report.py` sets it to
+  {enabled: false} on every Tunnel row of this switch. So every service node counts as
+  healthy. The choice depends on the database alone (not on uuids, row order or history):
+  it is the same after a restart and on every VTEP given the same set, and moves only
+  when the set changes. Nothing here notices a service node failing: the controller has
+  to take it out of the set, and the next lowest address is then used.
 """
 
 from __future__ import annotations
@@ -349,15 +357,12 @@ def compute(
     if local_ip is not None and by_ls:
         locators = _Locators(tables, ps_uuid, own, problems)
         ucast_of, mcast_of = _macs_by_switch(tables, by_ls.keys(), problems)
-        health = _unhealthy(tables, ps)
         for ls_uuid, bound in by_ls.items():
             ls = ls_rows[ls_uuid]
             vni = int(scalar(ls, "tunnel_key"))
             ls_name = str(scalar(ls, "name"))
             ucast = _ucast(ucast_of.get(ls_uuid, ()), ls_name, vni, locators, problems)
-            flood, mcast = _mcast(
-                tables, mcast_of.get(ls_uuid, ()), ls, vni, locators, health, problems
-            )
+            flood, mcast = _mcast(tables, mcast_of.get(ls_uuid, ()), ls, vni, locators, problems)
             switches[ls_uuid] = LogicalSwitch.make(
                 vni, local_ip, (b for b, _ in bound), ucast, flood, mcast
             )
@@ -407,19 +412,6 @@ def _macs_by_switch(
     return ucast, mcast
 
 
-def _unhealthy(tables: Tables, ps: Row) -> frozenset[str]:
-    """Locator uuids that this switch's Tunnel rows say are not forwarding."""
-    rows = tables.get("Tunnel", {})
-    out = set()
-    for tu in ps.get("tunnels", ()):
-        row = rows.get(tu)
-        if row is not None and dict(row.get("bfd_status", ())).get("forwarding") == "false":
-            remote = scalar(row, "remote")
-            if remote is not None:
-                out.add(remote)
-    return frozenset(out)
-
-
 def _ucast(
     rows: Iterable[Row], ls_name: str, vni: int, locators: _Locators, problems: list[Problem]
 ) -> dict[str, str]:
@@ -464,12 +456,11 @@ def _mcast(
     ls: Row,
     vni: int,
     locators: _Locators,
-    unhealthy: frozenset[str],
     problems: list[Problem],
 ) -> tuple[set[str], dict[str, set[str]]]:
     ls_name = str(scalar(ls, "name"))
     sets = tables.get("Physical_Locator_Set", {})
-    unknown: dict[str, str] = {}  # ip -> locator uuid
+    unknown: set[str] = set()
     mcast: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         text = str(scalar(row, "MAC") or "")
@@ -481,7 +472,7 @@ def _mcast(
             )
             continue
         resolved = [
-            (ip, lu)
+            ip
             for lu in lset.get("locators", ())
             if (ip := locators.remote(lu, vni, f"{ls_name} {text}")) is not None
         ]
@@ -500,14 +491,13 @@ def _mcast(
                 )
             )
             continue
-        mcast[mac].update(ip for ip, _ in resolved)
+        mcast[mac].update(resolved)
     if not unknown:
         return set(), mcast
     if (scalar(ls, "replication_mode") or SERVICE_NODE) == SOURCE_NODE:
         return set(unknown), mcast
-    order = sorted(unknown, key=ipaddress.IPv4Address)
-    healthy = [ip for ip in order if unknown[ip] not in unhealthy]
-    return {(healthy or order)[0]}, mcast
+    # service_node: see the module docstring for why the lowest address is the one
+    return {min(unknown, key=ipaddress.IPv4Address)}, mcast
 
 
 __all__ = [

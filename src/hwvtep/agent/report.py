@@ -16,7 +16,8 @@ The parts a switch owns (the rest belongs to the controller and is never written
   realised logical switch, all on the locator of the local tunnel address. Rows are
   recognised as ours by a locator whose address is one of the switch's tunnel_ips;
 - Tunnel rows (local locator -> each remote locator in use), `bfd_status` "enabled"
-  "false": the Linux data plane runs no BFD.
+  "false": the Linux data plane runs no BFD (so there is no health signal to choose a
+  service node by: see desired.py).
 
 Rows are changed with `mutate` where the controller may be writing the same row (sets
 and maps of the switch and its ports), and existing Physical_Locator and
