@@ -537,6 +537,7 @@ def test_commits_during_background_compaction_are_kept(tmp_path: Path) -> None:
                                                          "after"}
 
 
+@needs_ovs
 def test_compaction_under_load_then_crash(tmp_path: Path) -> None:
     """Clients commit while the server compacts (several times); after a SIGKILL every
     acknowledged commit is in the compacted file."""
@@ -546,12 +547,25 @@ def test_compaction_under_load_then_crash(tmp_path: Path) -> None:
         with srv.client(timeout=120) as c:
             _fill(c, 20_000)
 
+        # What each `ovs-appctl ovsdb-server/compact` did, judged in the main thread (an
+        # assert in the thread itself would only become a pytest warning): its exit status
+        # and output, and the file's inode before and after (compaction writes a new file
+        # and renames it over the old one, so the inode changes every time).
+        compactions: list[tuple[int, str, int, int]] = []
+        compactor_error: list[BaseException] = []
+
         def compact_repeatedly() -> None:
-            for _ in range(3):
-                cp = srv.appctl("ovsdb-server/compact")
-                assert cp.returncode == 0, cp
+            try:
+                for _ in range(3):
+                    before = srv.db.stat().st_ino
+                    cp = srv.appctl("ovsdb-server/compact")
+                    compactions.append((cp.returncode, cp.stdout + cp.stderr, before,
+                                        srv.db.stat().st_ino))
+            except BaseException as e:
+                compactor_error.append(e)
 
         compactor = threading.Thread(target=compact_repeatedly)
+        head: list[ovlog.Record] = []
 
         async def scenario() -> None:
             stop = asyncio.Event()
@@ -561,6 +575,15 @@ def test_compaction_under_load_then_crash(tmp_path: Path) -> None:
             while compactor.is_alive():
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.2)
+            # The file as it is just before the crash (committers still appending): only
+            # its first two records are read.
+            data = srv.db.read_bytes()
+            offset = 0
+            for _ in range(2):
+                r = ovlog.read_record(data, offset, str(srv.db))
+                assert isinstance(r, ovlog.Record), r
+                head.append(r)
+                offset = r.end
             assert srv.pid is not None
             os.kill(srv.pid, signal.SIGKILL)
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
@@ -568,6 +591,22 @@ def test_compaction_under_load_then_crash(tmp_path: Path) -> None:
         asyncio.run(scenario())
         compactor.join()
         srv.wait_gone()
+        assert not compactor_error, compactor_error
+        assert len(compactions) == 3, compactions
+        for rc, out, ino_before, ino_after in compactions:
+            assert rc == 0, out
+            assert ino_after != ino_before, "ovsdb-server/compact did not rewrite the file"
+        # The rewritten file: the schema, then one snapshot record holding every row.
+        schema_rec, snapshot = head
+        assert schema_rec.json["name"] == DB
+        assert snapshot.json.get("_comment") == storage_mod.ONLINE_COMPACT_COMMENT
+        assert len(snapshot.json["Ucast_Macs_Remote"]) == 20_000
+        assert len(snapshot.json["Logical_Switch"]) > 1  # the fill's and committers' rows
+        # OVS's tool sees the same: record 1 is the compaction's snapshot. (A SIGKILL may
+        # have torn the last record, which show-log reports after the others.)
+        shown = srv.tool("ovsdb-tool", "show-log", str(srv.db)).stdout.splitlines()
+        rec1 = [line for line in shown if line.startswith("record 1:")]
+        assert rec1 and rec1[0].endswith(f'"{storage_mod.ONLINE_COMPACT_COMMENT}"'), shown[:4]
         srv.start()
         with srv.client(timeout=60) as c:
             present = names_in(c)
