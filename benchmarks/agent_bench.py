@@ -6,6 +6,11 @@ Figures (targets in brackets):
   moment the kernel announces the vxlan fdb entry (a netlink event seen in the VTEP's
   namespace): p50 [<= 10 ms] and p99 [<= 50 ms] over N changes (default 1,000, the MACs
   accumulate in the database); the same for removing them again;
+* the same for a binding: from sending a transaction that binds port p2 (VLAN 0) to a
+  logical switch already realised on p1, to the netlink link event that shows p2 with
+  that switch's bridge as master: p50 [<= 10 ms] and p99 [<= 50 ms] over N changes
+  (--binding-changes, default 200); then the binding is removed again, timed to the
+  event that shows p2 without a master;
 * the walkthrough's attach (one transaction: logical switch with its key, port binding,
   the peer's MAC) to the first reply of a ping that was already running: the median over
   --attach-runs runs (default 10, detached in between), next to ovs-vtep's 0.88 s median
@@ -15,7 +20,8 @@ Figures (targets in brackets):
 * iperf3 TCP throughput between hosts behind two hwvtep VTEPs, against the same path
   built by hand with iproute2 [ratio >= 0.9].
 
-Run as root: ``.venv/bin/python benchmarks/agent_bench.py [--changes N] [--macs N]``.
+Run as root: ``.venv/bin/python benchmarks/agent_bench.py [--changes N]
+[--binding-changes N] [--macs N]``.
 Everything lives in namespaces named for this run and is removed at the end.
 """
 
@@ -41,7 +47,7 @@ from agenthelp import Lab, Vtep, wait_until
 from nshelp import Namespaces
 
 from hwvtep.agent.fdbnl import FdbSocket
-from hwvtep.agent.linux import FdbEvent, NetlinkWatcher
+from hwvtep.agent.linux import FdbEvent, LinkEvent, NetlinkWatcher
 
 RED = 5000
 IP2 = "192.168.10.2"
@@ -189,6 +195,71 @@ def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
             "add_max_ms": max(adds) * 1000,
             "del_p50_ms": pct(dels, 50) * 1000,
             "del_p99_ms": pct(dels, 99) * 1000,
+        }
+    finally:
+        lab.close()
+
+
+def wait_master(watcher: NetlinkWatcher, ifname: str, master: int | None,
+                timeout: float) -> float:  # fmt: skip
+    """The moment a link event shows `ifname` with `master` (None: without one)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        for ev in watcher.read():
+            if (
+                isinstance(ev, LinkEvent)
+                and ev.action == "add"
+                and ev.ifname == ifname
+                and (ev.master or None) == master
+            ):
+                return time.perf_counter()
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise TimeoutError(f"no link event for {ifname} with master {master}")
+        select.select([watcher.fileno()], [], [], left)
+
+
+def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
+    """Bind p2 to red (realised on p1 already) and unbind it, `changes` times each."""
+    lab = Lab(spaces, tmp / "bind")
+    try:
+        lab.start()
+        v = lab["ps1"]
+        ls, _ = setup_red(v)
+        wait_until(lambda: "hvx5000" in lab.links("ps1"), what="red realised")
+        (p2,) = [r["_uuid"][1] for r in v.dump("Physical_Port") if r["name"] == "p2"]
+        bridge = json.loads(lab.spaces.ip(v.ns, "-j", "link", "show", "hvb5000").stdout)
+        index = int(bridge[0]["ifindex"])
+        on_p2 = [["_uuid", "==", ["uuid", p2]]]
+        to_red = ["map", [[0, ["uuid", ls]]]]
+        bind = {"op": "mutate", "table": "Physical_Port", "where": on_p2,
+                "mutations": [["vlan_bindings", "insert", to_red]]}  # fmt: skip
+        unbind = {"op": "mutate", "table": "Physical_Port", "where": on_p2,
+                  "mutations": [["vlan_bindings", "delete", ["set", [0]]]]}  # fmt: skip
+        rpc = Rpc(v.sock)
+        watcher = NetlinkWatcher(v.ns)
+        adds: list[float] = []
+        dels: list[float] = []
+        for _ in range(changes):
+            for op, master, into in ((bind, index, adds), (unbind, None, dels)):
+                watcher.read()
+                t0 = time.perf_counter()
+                rid = rpc.send("transact", ["hardware_vtep", op])
+                t1 = wait_master(watcher, "p2", master, 10)
+                into.append(t1 - t0)
+                result = rpc.wait(rid)
+                if result[0].get("count") != 1:
+                    raise RuntimeError(f"binding transaction: {result}")
+                # let the agent's report of the change settle, as between MAC changes
+                time.sleep(0.005)
+        watcher.close()
+        return {
+            "add_p50_ms": pct(adds, 50) * 1000,
+            "add_p99_ms": pct(adds, 99) * 1000,
+            "add_max_ms": max(adds) * 1000,
+            "del_p50_ms": pct(dels, 50) * 1000,
+            "del_p99_ms": pct(dels, 99) * 1000,
+            "del_max_ms": max(dels) * 1000,
         }
     finally:
         lab.close()
@@ -398,16 +469,18 @@ def bench_iperf(spaces: Namespaces, tmp: Path, seconds: int, rounds: int) -> dic
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--changes", type=int, default=1000)
+    ap.add_argument("--binding-changes", type=int, default=200)
     ap.add_argument("--macs", type=int, default=100_000)
     ap.add_argument("--iperf-seconds", type=int, default=3)
     ap.add_argument("--iperf-rounds", type=int, default=5)
     ap.add_argument("--attach-runs", type=int, default=10)
-    ap.add_argument("--only", choices=["latency", "attach", "bulk", "iperf"], action="append")
+    phases = ["latency", "binding", "attach", "bulk", "iperf"]
+    ap.add_argument("--only", choices=phases, action="append")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("agent_bench: needs root (network namespaces)", file=sys.stderr)
         return 2
-    only = set(args.only or ["latency", "attach", "bulk", "iperf"])
+    only = set(args.only or phases)
     used: list[Namespaces] = []
 
     def fresh() -> Namespaces:
@@ -428,6 +501,18 @@ def main() -> int:
                 print(f"convergence, remove remote MAC: p50 {lat['del_p50_ms']:.2f} ms, "
                       f"p99 {lat['del_p99_ms']:.2f} ms")  # fmt: skip
                 ok &= lat["add_p50_ms"] <= 10 and lat["add_p99_ms"] <= 50
+            if "binding" in only:
+                bnd = bench_binding(fresh(), tmp, args.binding_changes)
+                print(
+                    f"convergence, bind a port ({args.binding_changes} changes): "
+                    f"p50 {bnd['add_p50_ms']:.2f} ms, p99 {bnd['add_p99_ms']:.2f} ms, "
+                    f"max {bnd['add_max_ms']:.1f} ms   [targets p50 <= 10, p99 <= 50]"
+                )
+                print(
+                    f"convergence, unbind the port: p50 {bnd['del_p50_ms']:.2f} ms, "
+                    f"p99 {bnd['del_p99_ms']:.2f} ms, max {bnd['del_max_ms']:.1f} ms"
+                )
+                ok &= bnd["add_p50_ms"] <= 10 and bnd["add_p99_ms"] <= 50
             if "attach" in only:
                 for static_arp, how in ((True, "hosts' ARP entries static"),
                                         (False, "with ARP, retransmitted by the host every "
