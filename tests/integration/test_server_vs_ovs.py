@@ -613,8 +613,33 @@ def scenario_misc(d: Driver) -> None:
     d.quiet("c")
 
 
+def scenario_null_syntax(d: Driver) -> None:
+    """A JSON null that an error is about is its "syntax" ("null"), in transactions and
+    in the server's own replies; a request that is no object has none."""
+    _txn(d, "c", {"op": "insert", "table": "Logical_Switch", "row": {"name": None}})
+    _txn(d, "c", {"op": "select", "table": "Logical_Switch", "where": [None]})
+    _txn(d, "c", {"op": "select", "table": "Logical_Switch", "where": [["name", "==", None]]})
+    _txn(d, "c", {"op": "mutate", "table": "Logical_Switch", "where": [],
+                  "mutations": [None]})
+    _txn(d, "c", {"op": "wait", "table": "Logical_Switch", "where": [], "until": "==",
+                  "rows": [None]})
+    _txn(d, "c", None)
+    d.call("c", "transact", [None])
+    d.call("c", "get_schema", [None])
+    d.call("c", "lock", [None])
+    d.call("c", "monitor_cond", [DB, None, {"Logical_Switch": [{"columns": ["name"]}]}])
+    d.call("c", "monitor_cond", [DB, None, {"Logical_Switch": [{"columns": ["name"]}]}])
+    d.call("c", "monitor", [DB, "a", {"Logical_Switch": None}])
+    d.call("c", "monitor", [DB, "b", {"Logical_Switch": [None]}])
+    d.call("c", "monitor", [DB, "c", {"Logical_Switch": {"columns": [None]}}])
+    d.call("c", "monitor_cond", [DB, "d", {"Logical_Switch": [{"where": [None]}]}])
+    d.call("c", "monitor_cond_since", [DB, "e", {"Logical_Switch": [{}]}, None])
+    d.call("c", "monitor_cond_change", [None, None, {"Logical_Switch": [{"where": [None]}]}])
+
+
 SCENARIOS = {
     "transact": scenario_transact,
+    "null_syntax": scenario_null_syntax,
     "monitors": scenario_monitors,
     "monitor_cond_since_resume": scenario_monitor_cond_since_resume,
     "locks": scenario_locks,

@@ -7,7 +7,7 @@ to translate exceptions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -30,20 +30,45 @@ CANCELED = "canceled"
 PERMISSION_ERROR = "permission error"
 
 
+class _NoSyntax:
+    """The type of :data:`NO_SYNTAX`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_SYNTAX"
+
+    def __reduce__(self) -> str:
+        return "NO_SYNTAX"
+
+
+# "This error names no offending JSON." A JSON null is a value like any other: an error
+# about a null carries ``"syntax": "null"``, as Open vSwitch's do, so None cannot mean this.
+NO_SYNTAX: Final[Any] = _NoSyntax()
+
+
 class OvsdbError(Exception):
-    """An error with an RFC 7047 tag, optional details and optional offending syntax."""
+    """An error with an RFC 7047 tag, optional details and optional offending syntax.
+
+    *syntax* is the JSON value the error is about (None being JSON null), or
+    :data:`NO_SYNTAX` when there is none.
+    """
 
     __slots__ = ("details", "syntax", "tag")
 
-    def __init__(self, tag: str, details: str | None = None, syntax: Any = None) -> None:
+    def __init__(self, tag: str, details: str | None = None, syntax: Any = NO_SYNTAX) -> None:
         super().__init__(f"{tag}: {details}" if details else tag)
         self.tag = tag
         self.details = details
         self.syntax = syntax
 
+    @property
+    def has_syntax(self) -> bool:
+        return self.syntax is not NO_SYNTAX
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": self.tag}
-        if self.syntax is not None:
+        if self.syntax is not NO_SYNTAX:
             # Open vSwitch prints the offending JSON with its object members sorted.
             out["syntax"] = orjson.dumps(self.syntax, option=orjson.OPT_SORT_KEYS).decode()
         if self.details is not None:
@@ -60,7 +85,7 @@ class OvsdbError(Exception):
         return hash((self.tag, self.details))
 
 
-def syntax_error(details: str, syntax: Any = None) -> OvsdbError:
+def syntax_error(details: str, syntax: Any = NO_SYNTAX) -> OvsdbError:
     return OvsdbError(SYNTAX_ERROR, details, syntax)
 
 

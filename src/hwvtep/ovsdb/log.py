@@ -34,7 +34,7 @@ from hwvtep.ovsdb.data import (
     default_datum,
 )
 from hwvtep.ovsdb.database import Changes, Row
-from hwvtep.ovsdb.errors import OvsdbError
+from hwvtep.ovsdb.errors import NO_SYNTAX, OvsdbError
 from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema
 from hwvtep.ovsdb.types import (
     BOOLEAN,
@@ -71,7 +71,7 @@ class LogError(OvsdbError):
     __slots__ = ("io_error", "offset")
 
     def __init__(self, tag: str, details: str, *, offset: int = 0,
-                 io_error: str | None = None, syntax: Any = None) -> None:
+                 io_error: str | None = None, syntax: Any = NO_SYNTAX) -> None:
         super().__init__(tag, details, syntax)
         self.offset = offset
         self.io_error = io_error
@@ -83,7 +83,7 @@ class LogError(OvsdbError):
 def error_to_string(error: OvsdbError, io_error: str | None = None) -> str:
     """OVS's ovsdb_error_to_string(): ``[syntax "<json>": ]tag[: details][ (errno)]``."""
     out = ""
-    if error.syntax is not None:
+    if error.has_syntax:
         out = f'syntax "{ovs_json_dumps(error.syntax)}": '
     out += error.tag
     if error.details is not None:

@@ -32,7 +32,7 @@ import orjson
 
 from hwvtep.ovsdb.condition import MonitorCondition, parse_monitor_condition
 from hwvtep.ovsdb.data import Datum, datum_diff, datum_to_json, default_datum
-from hwvtep.ovsdb.errors import OvsdbError, syntax_error
+from hwvtep.ovsdb.errors import NO_SYNTAX, OvsdbError, syntax_error
 from hwvtep.ovsdb.schema import DatabaseSchema, TableSchema
 from hwvtep.ovsdb.types import UUID_RE, ZERO_UUID, ColumnType
 
@@ -117,7 +117,7 @@ def _parse_error(what: str, detail: str, syntax: Any) -> OvsdbError:
 def _check_object(what: str, j: Any, members: Mapping[str, type]) -> dict[str, Any]:
     """An ovsdb_parser-like check: an object whose members have the given JSON types."""
     if not isinstance(j, dict):
-        raise _parse_error(what, "Object expected.", None)
+        raise _parse_error(what, "Object expected.", NO_SYNTAX)
     out: dict[str, Any] = {}
     for name, kind in members.items():
         if name in j:
@@ -152,7 +152,7 @@ def _add_columns(ts: TableSchema, columns_j: list[Any] | None,
     if columns_j is None:
         for name in ts.columns:
             if name != "_uuid":
-                add(name, None)
+                add(name, NO_SYNTAX)
         return
     for elem in columns_j:
         if not isinstance(elem, str):
@@ -599,7 +599,14 @@ def datum_atoms(datum: Datum) -> int:
 
 
 def row_atoms(row: Row) -> int:
-    return sum(datum_atoms(d) for d in row.values())
+    # datum_atoms inlined: this runs for every row of every commit (TxnHistory.append).
+    n = 0
+    for d in row.values():
+        k = len(d)
+        if k and type(d[0]) is tuple:
+            k += k
+        n += k
+    return n
 
 
 def tables_atoms(tables: Tables) -> int:
@@ -616,13 +623,18 @@ _PackedChanges = tuple[tuple[str, tuple[str, ...], tuple[Row | None, ...] | None
 
 
 def _pack(changes: Changes) -> _PackedChanges:
-    out = []
+    out: list[tuple[str, tuple[str, ...], tuple[Row | None, ...] | None,
+                    tuple[Row | None, ...] | None]] = []
     for tname, rows in changes.items():
-        olds = tuple(old for old, _ in rows.values())
-        news = tuple(new for _, new in rows.values())
-        out.append((tname, tuple(rows),
-                    None if not any(o is not None for o in olds) else olds,
-                    None if not any(n is not None for n in news) else news))
+        if len(rows) == 1:  # the common small commit, without the transposition
+            [(u, (old, new))] = rows.items()
+            out.append((tname, (u,), None if old is None else (old,),
+                        None if new is None else (new,)))
+            continue
+        olds, news = zip(*rows.values(), strict=True)
+        n = len(olds)
+        out.append((tname, tuple(rows), None if olds.count(None) == n else olds,
+                    None if news.count(None) == n else news))
     return tuple(out)
 
 
@@ -689,8 +701,10 @@ class TxnHistory:
         self._trim()
 
     def _trim(self) -> None:
-        drop = 0
         n = len(self._entries)
+        if n <= self.max_txns and self.history_atoms <= self.db_atoms:
+            return
+        drop = 0
         while n - drop > 1 and (n - drop > self.max_txns
                                 or self.history_atoms > self.db_atoms):
             txn_id, _, atoms = self._entries[drop]

@@ -120,7 +120,7 @@ def _check_members(j: dict[str, Any], allowed: set[str], where: str) -> None:
 def parse_column(table: str, name: str, j: Any) -> ColumnSchema:
     where = f"{table}.{name}"
     if not isinstance(j, dict):
-        raise syntax_error(f"{where}: column schema must be an object", j)
+        raise syntax_error(f"{where}: column schema must be an object")
     _check_members(j, {"type", "ephemeral", "mutable"}, where)
     if "type" not in j:
         raise syntax_error(f"{where}: Required 'type' member is missing.", j)
@@ -140,7 +140,7 @@ def parse_column(table: str, name: str, j: Any) -> ColumnSchema:
 
 def parse_table(name: str, j: Any) -> TableSchema:
     if not isinstance(j, dict):
-        raise syntax_error(f"table {name}: table schema must be an object", j)
+        raise syntax_error(f"table {name}: table schema must be an object")
     _check_members(j, {"columns", "isRoot", "maxRows", "indexes"}, f"table {name}")
     cols_j = _member(j, "columns", f"table {name}", dict, optional=False)
     if not cols_j:
@@ -179,7 +179,7 @@ def parse_table(name: str, j: Any) -> TableSchema:
 
 def parse_schema(j: Any) -> DatabaseSchema:
     if not isinstance(j, dict):
-        raise syntax_error("database schema must be a JSON object", j)
+        raise syntax_error("database schema must be a JSON object")
     _check_members(j, {"name", "version", "cksum", "tables", "doc"}, "database schema")
     name = _member(j, "name", "database schema", str, optional=False)
     if not _ID_RE.match(name):

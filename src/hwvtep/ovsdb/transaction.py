@@ -38,6 +38,7 @@ from hwvtep.ovsdb.database import (
 )
 from hwvtep.ovsdb.errors import (
     CONSTRAINT_VIOLATION,
+    NO_SYNTAX,
     REFERENTIAL_INTEGRITY,
     OvsdbError,
     syntax_error,
@@ -919,7 +920,7 @@ def _execute(db: Database, params: list[Any], has_lock: Callable[[str], bool],
             results.append(result)
         except _ParseFail as e:
             error = syntax_error(f"Parsing ovsdb operation {i} of {n_ops} failed: {e.message}",
-                                 op if type(op) is dict else None)
+                                 op if type(op) is dict else NO_SYNTAX)
         except OvsdbError as e:
             error = e
         if error is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from hwvtep.ovsdb.errors import OvsdbError
+from hwvtep.ovsdb.errors import NO_SYNTAX, OvsdbError
 
 
 @dataclass
@@ -30,7 +30,7 @@ class LockTable:
             raise OvsdbError("syntax error", f'must issue "unlock" before new "{method}"',
                              params)
 
-    def lock(self, session: Hashable, name: str, params: object = None) -> bool:
+    def lock(self, session: Hashable, name: str, params: object = NO_SYNTAX) -> bool:
         """Queue *session* for *name*; True if it owns the lock now."""
         self._check_new(session, name, "lock", params)
         q = self.queues.setdefault(name, [])
@@ -38,7 +38,7 @@ class LockTable:
         return q[0] is session
 
     def steal(self, session: Hashable, name: str,
-              params: object = None) -> Hashable | None:
+              params: object = NO_SYNTAX) -> Hashable | None:
         """Make *session* the owner at once; returns the previous owner (to notify)."""
         self._check_new(session, name, "steal", params)
         q = self.queues.setdefault(name, [])
@@ -46,7 +46,7 @@ class LockTable:
         q.insert(0, session)
         return victim
 
-    def unlock(self, session: Hashable, name: str, params: object = None) -> Hashable | None:
+    def unlock(self, session: Hashable, name: str, params: object = NO_SYNTAX) -> Hashable | None:
         """Release; returns the session that now owns the lock (to notify), if any."""
         q = self.queues.get(name)
         if not q or session not in q:
