@@ -211,6 +211,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write *data* at *offset*: one system call for a record, where lseek + write took two."""
+    n = os.pwrite(fd, data, offset)
+    if n < len(data):
+        view = memoryview(data)[n:]
+        while view:
+            offset += n
+            n = os.pwrite(fd, view, offset)
+            view = view[n:]
+
+
 # ---------------------------------------------------------------------------
 # Reading a whole file.
 
@@ -642,15 +653,14 @@ class Storage:
                                        f"{self._end}") from None
             self._file_size = self._end
 
-    def write_record(self, record: Mapping[str, Any], *, durable: bool = False) -> None:
+    def write_record(self, record: dict[str, Any], *, durable: bool = False) -> None:
         """Append one record (a raw JSON object); OSError if it could not be written."""
         if self._fd < 0:
             raise OSError(errno.EBADF, f"{self.path}: storage is closed")
         self._truncate_tail()
-        data = ovlog.compose_record(dict(record))
+        data = ovlog.compose_record(record)
         try:
-            os.lseek(self._fd, self._end, os.SEEK_SET)
-            _write_all(self._fd, data)
+            _pwrite_all(self._fd, data, self._end)
         except OSError as e:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, self._end)
