@@ -13,7 +13,9 @@ Both servers serve a fresh hardware_vtep database on a unix socket; one Python c
 * server RSS holding 100,000 Ucast_Macs_Remote rows.
 
 Both servers run at once and every phase alternates between them, three rounds, the best
-round of each counting, so that other load on the machine affects both alike.
+round of each counting, so that other load on the machine affects both alike. The RSS is
+taken on a fresh pair of servers filled to exactly 100,000 rows (the phases leave a row
+count that depends on --rounds, and a heap shaped by their history).
 
 Each figure is printed with the ratio ours/OVS (throughput ratio; for durations OVS's time
 over ours), so higher is better for us and 1.0 means parity.
@@ -298,16 +300,28 @@ def phases(scale: float) -> list[tuple[str, bool, Callable[[Subject], float]]]:
             ("monitor fan-out s", False, fanout)]
 
 
-def fill_and_measure_rss(t: Subject, n_rows: int) -> float:
+def fill(t: Subject, n_rows: int) -> None:
+    """Insert Ucast_Macs_Remote rows until there are exactly *n_rows*."""
     have = len(t.c.call("transact", [DB, {"op": "select", "table": "Ucast_Macs_Remote",
                                           "where": [], "columns": ["MAC"]}])[0]["rows"])
+    if have > n_rows:
+        raise RuntimeError(f"{t.srv.kind}: already {have} rows, more than {n_rows}")
     while have < n_rows:
         batch = min(10_000, n_rows - have)
-        t.c.call("transact", [DB, *(t.fx.mac_op() for _ in range(batch))])
+        res = t.c.call("transact", [DB, *(t.fx.mac_op() for _ in range(batch))])
+        if len(res) != batch or not all("uuid" in r for r in res):
+            raise RuntimeError(f"{t.srv.kind}: insert failed: {res[-1]}")
         have += batch
-    assert have == n_rows
-    time.sleep(1.5)  # let both settle (ours gives freed heap back at most once a second)
-    return t.srv.rss_kib() / 1024
+
+
+def measure_rss(kinds: list[str], n_rows: int) -> dict[str, float]:
+    """RSS (MiB) of a fresh server of each kind holding exactly *n_rows* MAC rows."""
+    with contextlib.ExitStack() as stack:
+        subjects = {k: Subject(stack.enter_context(server(k))) for k in kinds}
+        for k in kinds:
+            fill(subjects[k], n_rows)
+        time.sleep(1.5)  # let both settle (ours gives freed heap back at most once a second)
+        return {k: subjects[k].srv.rss_kib() / 1024 for k in kinds}
 
 
 def _fanout(srv: Running, fx: Fixture, writer: Client, n_mon: int, n_commits: int) -> float:
@@ -373,9 +387,12 @@ def main() -> None:
                     if old is None or (v > old if higher else v < old):
                         results[k][name] = v
         for k in kinds:
-            results[k]["RSS MiB @100k rows"] = fill_and_measure_rss(subjects[k], 100_000)
             results[k]["server CPU s"] = subjects[k].srv.cpu_s()
-        better["RSS MiB @100k rows"] = False
+    # A fresh pair (the phases' servers are stopped by now), so that the figure is the
+    # same for every --rounds and neither server carries the phases' history.
+    for k, rss in measure_rss(kinds, 100_000).items():
+        results[k]["RSS MiB @100k rows"] = rss
+    better["RSS MiB @100k rows"] = False
     print(f"{'':28}" + "".join(f"{k:>14}" for k in kinds) +
           ("   ours/OVS" if len(kinds) == 2 else ""))
     for name in results[kinds[0]]:
