@@ -183,6 +183,8 @@ class Runner:
         self.snapshot: dict[str, dict[str, Any]] = {}
 
     def connect(self) -> None:
+        """Connect to a server that will do (see `rpc.open_usable`) and fetch the snapshot
+        in the same round trip."""
         from hwvtep.ctl import rpc
 
         if any(t.strip().startswith("ssl:") for t in self.db.split(",")):
@@ -192,9 +194,11 @@ class Runner:
                 if not value:
                     _LOG.log("stream_ssl", "err", f"{what} must be configured to use SSL")
         try:
-            self.session = rpc.Session(self.db)
+            self.session, result, error = rpc.open_usable(
+                self.db, DB_NAME, "transact", self.fetch_params(), _log_ovsdb_cs)
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
+        self.store_snapshot(result, error)
 
     def _call(self, method: str, params: list[Any]) -> tuple[Any, Any]:
         from hwvtep.ctl import rpc
@@ -204,16 +208,21 @@ class Runner:
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
 
-    def fetch(self) -> None:
+    def fetch_params(self) -> list[Any]:
+        """The ``transact`` that selects what the commands need."""
         ops: list[Any] = [DB_NAME]
-        names = list(self.needs)
-        for t in names:
+        for t, cols in self.needs.items():
             op: dict[str, Any] = {"op": "select", "table": t, "where": []}
-            cols = self.needs[t]
             if cols is not None:
                 op["columns"] = ["_uuid", *sorted(cols)]
             ops.append(op)
-        result, error = self._call("transact", ops)
+        return ops
+
+    def fetch(self) -> None:
+        self.store_snapshot(*self._call("transact", self.fetch_params()))
+
+    def store_snapshot(self, result: Any, error: Any) -> None:
+        names = list(self.needs)
         if error is not None or not isinstance(result, list) or len(result) != len(names):
             raise CtlError(f"{self.db}: database connection failed "
                            f"({_text(error if error is not None else result)})")
@@ -271,7 +280,6 @@ class Runner:
 
     def run(self) -> None:
         self.connect()
-        self.fetch()
         while True:
             done = self.try_once()
             if done:
@@ -420,6 +428,10 @@ def run(argv: list[str], prog_args: list[str]) -> int:
 
 def log_warn(module: str, msg: str) -> None:
     _LOG.log(module, "warn", msg)
+
+
+def _log_ovsdb_cs(msg: str) -> None:
+    _LOG.log("ovsdb_cs", "info", msg)
 
 
 SHOW_TABLES = (

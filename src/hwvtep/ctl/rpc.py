@@ -2,7 +2,12 @@
 
 `hwvtep ctl` makes two or three calls and exits, so this is deliberately small: connect
 (``unix:``, ``tcp:``, ``ssl:``), write a request, read until the reply with its id has
-arrived, answering the server's ``echo`` requests and queueing its notifications. It uses
+arrived, answering the server's ``echo`` requests and queueing its notifications.
+
+`open_usable` picks the server as vtep-ctl's IDL does (it is leader-only): each of the
+comma-separated remotes gets one try, and a server is taken only if ``_Server`` says it
+can serve the database read-write (for a Raft cluster: a connected leader). That check
+travels with the first request, so it costs no round trip of its own. It uses
 the interpreter's C socket module directly (the ``socket`` module imports ``enum`` and
 friends, which cost more than a whole short command) and the standard ``json`` module for
 small messages (through its C accelerator, see `jsonfast`); large replies are parsed with
@@ -18,18 +23,25 @@ from hwvtep.ctl import jsonfast
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 _BIG = 1 << 20  # replies larger than this are parsed with orjson
 _RECV = 1 << 20
+_HEAD = 1 << 16  # how much of a large buffer is searched for a small first message
 _DEFAULT_PORT = 6640
 
 
+EOF = -1  # an "error number" for a connection the peer closed, as Open vSwitch has it
+
+
 class ConnectionFailed(Exception):
-    """The connection could not be made or broke; ``errno`` says why."""
+    """The connection could not be made or broke; ``errno`` says why (`EOF`: the peer
+    closed it; 0: no server would do, which Open vSwitch reports with no reason)."""
 
     def __init__(self, errno: int) -> None:
-        super().__init__(os.strerror(errno))
+        super().__init__("" if errno == 0 else "End of file" if errno == EOF
+                         else os.strerror(errno))
         self.errno = errno
 
 
@@ -132,17 +144,9 @@ def _wrap_ssl(sock: Any) -> Any:
 class Session:
     """One connection; ``call()`` returns (result, error) of one request."""
 
-    def __init__(self, db: str) -> None:
-        last: ConnectionFailed | None = None
-        self.sock: Any = None
-        for target in db.split(","):
-            try:
-                self.sock = _connect_one(target.strip())
-                break
-            except ConnectionFailed as e:
-                last = e
-        if self.sock is None:
-            raise last or ConnectionFailed(97)
+    def __init__(self, remote: str) -> None:
+        self.name = remote
+        self.sock: Any = _connect_one(remote)
         self._buf = b""
         self._next_id = 0
         self.notifications: list[Any] = []
@@ -154,13 +158,18 @@ class Session:
             pass
 
     def send(self, method: str, params: list[Any]) -> int:
-        rid = self._next_id
-        self._next_id += 1
-        self._write({"id": rid, "method": method, "params": params})
-        return rid
+        return self.send_many([(method, params)])[0]
 
-    def _write(self, msg: Any) -> None:
-        data = jsonfast.dumps(msg).encode("utf-8", "surrogateescape")
+    def send_many(self, requests: list[tuple[str, list[Any]]]) -> list[int]:
+        """Write several requests at once (the server answers them in order)."""
+        ids = list(range(self._next_id, self._next_id + len(requests)))
+        self._next_id += len(requests)
+        self._write(*[{"id": rid, "method": m, "params": p}
+                      for rid, (m, p) in zip(ids, requests, strict=True)])
+        return ids
+
+    def _write(self, *msgs: Any) -> None:
+        data = "".join(map(jsonfast.dumps, msgs)).encode("utf-8", "surrogateescape")
         try:
             self.sock.sendall(data)
         except OSError as e:
@@ -203,7 +212,7 @@ class Session:
             except OSError as e:
                 raise ConnectionFailed(e.errno or 104) from None
             if not chunk:
-                raise ConnectionFailed(104)
+                raise ConnectionFailed(EOF)
             chunks.append(chunk)
             # A complete message ends with "}": only then is decoding worth trying.
             if chunk.rstrip().endswith(b"}"):
@@ -218,6 +227,15 @@ class Session:
 def _decode(buf: bytes) -> tuple[Any, bytes]:
     """(first message, remaining bytes) or (None, buf) if the message is incomplete."""
     if len(buf) > _BIG:
+        # A small reply may come first (the server check before a large snapshot): find
+        # where it ends in the buffer's head rather than copy the whole buffer as text.
+        head = buf[:_HEAD].decode("utf-8", "replace")
+        try:
+            msg, end = jsonfast.scan(head)
+        except ValueError:
+            pass
+        else:
+            return msg, buf[len(head[:end].encode()):]
         import orjson
 
         try:
@@ -231,3 +249,86 @@ def _decode(buf: bytes) -> tuple[Any, bytes]:
         return None, buf
     rest = text[end:]
     return msg, rest.encode() if rest.strip() else b""
+
+
+# --- picking a server ------------------------------------------------------------------
+
+_TRY_ANOTHER = "trying another server"
+
+
+def server_check(db_name: str) -> list[Any]:
+    """``_Server`` ops: the database's row, and the row again if its schema is missing."""
+    where: list[Any] = [["name", "==", db_name]]
+    return ["_Server",
+            {"op": "select", "table": "Database", "where": where,
+             "columns": ["model", "connected", "leader"]},
+            {"op": "select", "table": "Database",
+             "where": [*where, ["schema", "==", ["set", []]]], "columns": ["name"]}]
+
+
+def server_problem(db_name: str, result: Any, error: Any) -> str | None:
+    """Why the server that sent this reply to `server_check` will not do, or None.
+
+    A server without ``_Server`` (an error reply) is taken as it is, as Open vSwitch
+    does. The reasons are the IDL's words, logged by vtep-ctl at level info.
+    """
+    if error is not None or not isinstance(result, list) or len(result) != 2:
+        return None
+    found, empty = result
+    if not isinstance(found, dict) or not isinstance(found.get("rows"), list):
+        return None
+    if not found["rows"]:
+        return f"server does not have {db_name} database"
+    row = found["rows"][0]
+    no_schema = isinstance(empty, dict) and bool(empty.get("rows"))
+    model = row.get("model")
+    if model == "clustered":
+        if no_schema:
+            return f"clustered database server has not yet joined cluster; {_TRY_ANOTHER}"
+        if row.get("connected") is not True:
+            return f"clustered database server is disconnected from cluster; {_TRY_ANOTHER}"
+        if row.get("leader") is not True:
+            return f"clustered database server is not cluster leader; {_TRY_ANOTHER}"
+    elif model == "relay":
+        if no_schema:
+            return ("relay database server has not yet connected to the relay source; "
+                    f"{_TRY_ANOTHER}")
+        if row.get("connected") is not True:
+            return ("relay database server is disconnected from the relay source; "
+                    f"{_TRY_ANOTHER}")
+        return f"relay database server cannot be a leader; {_TRY_ANOTHER}"
+    elif no_schema:
+        return "missing database schema"
+    return None
+
+
+def open_usable(db: str, db_name: str, method: str, params: list[Any],
+                info: Callable[[str], None]) -> tuple[Session, Any, Any]:
+    """A session to the first remote in *db* that will do, and its reply to the request.
+
+    The request goes out together with `server_check`, whose answer is read first. Each
+    remote is tried once, in the order given (vtep-ctl shuffles them: for a cluster, the
+    server it ends on is the same, the leader). A refused server is reported through
+    *info*. If none will do, raises `ConnectionFailed` with the last connection error
+    (errno 0 if there was none, e.g. every server was a follower), as vtep-ctl reports.
+    """
+    last = 0
+    for target in db.split(","):
+        remote = target.strip()
+        try:
+            session = Session(remote)
+        except ConnectionFailed as e:
+            last = e.errno
+            continue
+        try:
+            check, rid = session.send_many([("transact", server_check(db_name)),
+                                            (method, params)])
+            problem = server_problem(db_name, *session.wait_reply(check))
+            if problem is None:
+                result, error = session.wait_reply(rid)
+                return session, result, error
+            info(f"{remote}: {problem}")
+        except ConnectionFailed as e:
+            last = e.errno
+        session.close()
+    raise ConnectionFailed(last)
