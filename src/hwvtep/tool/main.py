@@ -286,6 +286,9 @@ def _compact_or_convert(src_arg: str, dst_arg: str | None, schema: SchemaFile | 
             try:
                 os.rename(dst, src)
             except OSError as e:
+                # ovsdb-tool 3.1 leaves the new file behind; nothing would ever use it.
+                with contextlib.suppress(OSError):
+                    os.unlink(dst)
                 raise Fatal(f'failed to rename "{dst}" to "{src}" '
                             f"({os.strerror(e.errno or 0)})") from None
             st.fsync_parent_dir(dst)
