@@ -20,6 +20,7 @@ from srvhelp import (
     HWVTEP,
     MISSING_OVS,
     UUID_RE,
+    VSWITCH_SCHEMA,
     Rpc,
     RunningServer,
     needs_ovs,
@@ -371,6 +372,23 @@ def test_connection_failure(servers: dict[str, RunningServer], tmp_path: Path) -
                               text=True, timeout=30)
         assert (ours.stdout, ours.stderr, ours.returncode) == (
             ref.stdout, ref.stderr, ref.returncode)
+
+
+@pytest.mark.parametrize("kind", ["hwvtep", "ovs"])
+def test_server_without_the_database(kind: str, short_tmp: Path) -> None:
+    """A server that does not serve hardware_vtep is refused after its _Server row, as
+    vtep-ctl's IDL refuses it (the reason only at -vovsdb_cs:info)."""
+    if kind == "ovs" and MISSING_OVS:
+        pytest.skip(f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
+    srv = start_server(kind, short_tmp, VSWITCH_SCHEMA)
+    try:
+        for args in (["list-ps"], ["add-ls", "x"], ["-vovsdb_cs:info", "list-ps"]):
+            ref = run_tool(srv, "vtep-ctl", args)
+            assert run_tool(srv, "hwvtep", args) == ref, args
+            assert ref[2] == 1 and ref[1].endswith(": database connection failed ()\n"), ref
+        assert "server does not have hardware_vtep database" in ref[1]
+    finally:
+        srv.stop()
 
 
 def test_default_db_from_ovs_rundir(servers: dict[str, RunningServer]) -> None:
