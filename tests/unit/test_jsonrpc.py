@@ -182,6 +182,24 @@ def test_back_to_back_and_whitespace() -> None:
     ]
 
 
+def test_brace_pairs_in_strings_are_no_boundary() -> None:
+    # Objects sent back to back are found at their "}{" without a scan; one inside a string
+    # (even one that makes a prefix look whole) must not cut a message.
+    msgs: list[Any] = [
+        Request("m", ["}{", {"a": "}{}{"}], 1),
+        Notification("n}{", ["x}"]),
+        Reply({"k}{": '"}{"'}, 2),
+        Request("e", ['{"id":1,"result":2}{'], 3),
+    ]
+    data = b"".join(encode(m) for m in msgs)
+    for chunk in (None, 1, 5, 17):
+        assert feed(data, chunk) == msgs
+    conn = Connection()
+    conn.receive_data(data * 100)
+    assert list(conn.events()) == msgs * 100
+    assert not conn._buf  # nothing kept once all was read
+
+
 def test_split_everywhere_gives_the_same_messages() -> None:
     msgs = [
         Request("echo", ['é\\"{[', "\U0001f600", {"k": [[[[[[[[[[["deep"]]]]]]]]]]]}], 1),

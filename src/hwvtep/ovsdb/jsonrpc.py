@@ -219,6 +219,8 @@ _CLOSE_BRACE, _CLOSE_BRACKET = 0x7D, 0x5D
 # and a closing one 0 (so that a running sum minus the count is the depth).
 _NOT_QUOTES_OR_BRACKETS = bytes(c for c in range(256) if c not in b'"[]{}')
 _BRACKET_WEIGHTS = bytes(2 if c in (_OPEN_BRACE, _OPEN_BRACKET) else 0 for c in range(256))
+# Values up to this size are looked for by Connection._next_small first.
+_SMALL = 64 * 1024
 # A value is scanned in bulk once this much of it went by without an end...
 _BULK_AFTER = 64 * 1024
 # ... a window at a time, so that finding the end wastes at most one window.
@@ -277,35 +279,74 @@ class Connection:
     def next_event(self) -> Event | None:
         if self.error is not None:
             return None
-        try:
-            end = self._scan()
-        except _Broken as e:
-            return self._die(str(e))
-        if end < 0:
-            if not self._eof:
-                return None
-            if self._depth:
-                return self._die("unexpected end of input")
-            self.error = "connection closed"
-            self._buf = bytearray()
-            return Closed()
-        raw = bytes(self._buf[self._start : end])
-        pause_gc = len(raw) > _NO_GC_ABOVE and gc.isenabled()
-        if pause_gc:
-            gc.disable()
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            return self._die(f"syntax error: {e}")
-        finally:
+        got = self._next_small() if self._depth == 0 else None
+        if got is not None:
+            raw, obj = got
+        else:
+            try:
+                end = self._scan()
+            except _Broken as e:
+                return self._die(str(e))
+            if end < 0:
+                if not self._eof:
+                    return None
+                if self._depth:
+                    return self._die("unexpected end of input")
+                self.error = "connection closed"
+                self._buf = bytearray()
+                return Closed()
+            raw = bytes(self._buf[self._start : end])
+            pause_gc = len(raw) > _NO_GC_ABOVE and gc.isenabled()
             if pause_gc:
-                gc.enable()
+                gc.disable()
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                return self._die(f"syntax error: {e}")
+            finally:
+                if pause_gc:
+                    gc.enable()
         if b"\\u0000" in raw and _NUL_ESCAPE.search(raw):
             return self._die("null bytes not supported in quoted strings")
         try:
             return message_from_json(obj)
         except OvsdbError as e:
             return self._die(e.details or e.tag)
+
+    def _next_small(self) -> tuple[bytes, Any] | None:
+        """The next object and its text, found without scanning it, or None (then the
+        exact scanner decides: an incomplete, malformed, deep or big value, or one
+        followed by white space).
+
+        Pipelining clients send objects back to back, so an object ends where the next
+        begins: at the first ``}{`` or, for the last one, at the end of the data. A
+        ``}{`` inside a string gives a cut that is not a complete value, and a value
+        that parses whole cannot be cut short (the lexing of a prefix is the lexing of
+        the whole), so a candidate that orjson accepts is exactly the next message.
+        """
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf) or buf[pos] != _OPEN_BRACE:
+            return None
+        end = buf.find(b"}{", pos) + 1
+        if not end:
+            if buf[-1] != _CLOSE_BRACE:
+                return None
+            end = len(buf)
+        if end - pos > _SMALL or end - pos > self.max_message_size:
+            return None
+        raw = bytes(buf[pos:end])
+        # Every bracket counted, in strings too: more than MAX_DEPTH of them is left to
+        # the scanner's exact count.
+        if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+            return None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        self._start = pos
+        self._pos = end
+        return raw, obj
 
     def events(self) -> Iterator[Event]:
         """Every event available now (stops when more data is needed)."""
