@@ -15,6 +15,8 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +223,65 @@ def test_manager_row_makes_server_connect_out(tmp_path: Path, kind: str) -> None
             ctl2.close()
     finally:
         srv.stop()
+
+
+# A log line per connection attempt. OVS's reconnect stops logging failures once the
+# backoff reaches its maximum ("suppressing further logging"), but its state changes stay
+# at DBG; ours logs every failure at INFO.
+ATTEMPT_LINE = {"hwvtep": "connection attempt failed", "ovs": "entering CONNECTING"}
+
+
+def _attempts(log: str, target: str, kind: str) -> list[float]:
+    """When the server tried to connect to *target* (log timestamps, s)."""
+    out = []
+    for line in log.splitlines():
+        if f"{target}: {ATTEMPT_LINE[kind]}" in line:
+            stamp = line.split("|", 1)[0]
+            out.append(datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp())
+    return out
+
+
+def test_manager_max_backoff_caps_reconnect_gaps(tmp_path: Path) -> None:
+    """Two Manager rows aim at ports where nothing listens: the gaps between attempts
+    grow 1 s, 2 s, 4 s... without max_backoff, and stop at 2 s with max_backoff=2000.
+    Ours and OVS's server run at the same time and are judged by the same rule, from
+    the attempts their logs show."""
+    kinds = ["hwvtep"] if MISSING_OVS else ["hwvtep", "ovs"]
+    servers = []
+    try:
+        for kind in kinds:
+            srv = Server(tmp_path / kind, kind=kind, extra=["-vreconnect:file:dbg"])
+            srv.remotes = [f"punix:{srv.sock}", MANAGERS]
+            servers.append(srv.start())
+        targets = {}
+        started = time.time()
+        for srv in servers:
+            capped, uncapped = f"tcp:127.0.0.1:{free_port()}", f"tcp:127.0.0.1:{free_port()}"
+            targets[srv.kind] = capped, uncapped
+            with srv.client() as c:
+                set_managers(c, {"target": capped, "max_backoff": 2000},
+                             {"target": uncapped})
+        # Attempts at about 0, 1, 3, 5, 7 s (capped) and 0, 1, 3, 7 s (not capped).
+        time.sleep(7.8)
+        ended = time.time()
+        for srv in servers:
+            log = srv.log.read_text()  # (not the console: OVS's has no milliseconds)
+            capped, uncapped = targets[srv.kind]
+            t = _attempts(log, capped, srv.kind)
+            assert all(started - 0.5 <= x <= ended + 0.5 for x in t), (srv.kind, t)
+            gaps = [b - a for a, b in pairwise(t)]
+            assert len(gaps) >= 3, (srv.kind, gaps, log)
+            assert 0.7 <= gaps[0] <= 1.6, (srv.kind, gaps)
+            assert all(1.6 <= g <= 2.7 for g in gaps[1:]), (srv.kind, gaps)
+            u = _attempts(log, uncapped, srv.kind)
+            assert len(u) >= 3, (srv.kind, u, log)
+            ugaps = [b - a for a, b in pairwise(u)]
+            assert 0.7 <= ugaps[0] <= 1.6 and 1.6 <= ugaps[1] <= 2.7, (srv.kind, ugaps)
+            # The third wait is 4 s: no attempt for at least 3.5 s after the third one.
+            assert (u[3] if len(u) > 3 else ended) - u[2] >= 3.5, (srv.kind, u, ended)
+    finally:
+        for srv in servers:
+            srv.stop()
 
 
 def test_string_column_of_targets(tmp_path: Path) -> None:
