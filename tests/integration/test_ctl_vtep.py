@@ -77,7 +77,9 @@ def run_tool(srv: RunningServer, tool: str, args: list[str],
     return normalize(cp.stdout, srv), normalize(cp.stderr, srv), cp.returncode
 
 
-UNORDERED = "@unordered"
+# A step may start with marks (never a real argument: they begin with a NUL).
+_MARK = "\0"
+UNORDERED = f"{_MARK}unordered"
 
 
 def unordered(*args: str) -> Step:
@@ -89,6 +91,31 @@ def unordered(*args: str) -> Step:
     return [UNORDERED, *args]
 
 
+def _args(cmd: str | Step) -> Step:
+    return cmd.split() if isinstance(cmd, str) else cmd
+
+
+def fails(status: int, cmd: str | Step) -> Step:
+    """A step vtep-ctl ends with this (non-zero) exit status."""
+    return [f"{_MARK}status={status}", *_args(cmd)]
+
+
+def expect(stdout: str, cmd: str | Step) -> Step:
+    """A step whose output (after `normalize`) is pinned, as Open vSwitch's vtep-ctl tests
+    pin it: vtep-ctl must print exactly this (and so must we)."""
+    return [f"{_MARK}stdout={stdout}", *_args(cmd)]
+
+
+def split_marks(step: Step) -> tuple[Step, dict[str, str]]:
+    marks: dict[str, str] = {}
+    i = 0
+    while i < len(step) and step[i].startswith(_MARK):
+        key, _, value = step[i][1:].partition("=")
+        marks[key] = value
+        i += 1
+    return step[i:], marks
+
+
 def _sort_records(text: str) -> str:
     def key(b: str) -> str:
         return UUID_RE.sub("", b)
@@ -98,26 +125,41 @@ def _sort_records(text: str) -> str:
     return "\n".join(sorted(text.splitlines(), key=key))
 
 
+def run_steps(srv: RunningServer, tool: str, steps: list[Step]) -> list[Result]:
+    results = []
+    for s in steps:
+        args, marks = split_marks(s)
+        if "unordered" in marks:
+            o, e, rc = run_tool(srv, tool, args, raw=True)
+            results.append((normalize(_sort_records(o), srv), normalize(e, srv), rc))
+        else:
+            results.append(run_tool(srv, tool, args))
+    return results
+
+
 def run_both(srv: RunningServer, steps: list[Step], with_global: bool = True
              ) -> tuple[list[Result], list[Result]]:
     out: dict[str, list[Result]] = {}
     for tool in ("vtep-ctl", "hwvtep"):
         reset(srv, with_global)
-        results = []
-        for s in steps:
-            if s and s[0] == UNORDERED:
-                o, e, rc = run_tool(srv, tool, s[1:], raw=True)
-                results.append((normalize(_sort_records(o), srv), normalize(e, srv), rc))
-            else:
-                results.append(run_tool(srv, tool, s))
-        out[tool] = results
+        out[tool] = run_steps(srv, tool, steps)
     return out["vtep-ctl"], out["hwvtep"]
 
 
-def assert_same(srv: RunningServer, steps: list[Step], with_global: bool = True) -> None:
+def assert_same(srv: RunningServer, steps: list[Step], with_global: bool = True,
+                statuses: bool = False) -> None:
+    """Both tools print and exit alike at every step; vtep-ctl's output is what `expect`
+    pins, and with *statuses* its exit status is 0 wherever `fails` does not say
+    otherwise (so that a reference failing for an unrelated reason, a server it cannot
+    use say, cannot make the comparison pass)."""
     ref, ours = run_both(srv, steps, with_global)
     for step, r, o in zip(steps, ref, ours, strict=True):
-        assert o == r, f"step {step}:\n vtep-ctl: {r}\n ours:     {o}"
+        args, marks = split_marks(step)
+        if "stdout" in marks:
+            assert r[0] == marks["stdout"], f"vtep-ctl, step {args}: {r}"
+        if statuses or "status" in marks:
+            assert r[2] == int(marks.get("status", "0")), f"vtep-ctl, step {args}: {r}"
+        assert o == r, f"step {args}:\n vtep-ctl: {r}\n ours:     {o}"
 
 
 def start_servers() -> Iterator[dict[str, RunningServer]]:
@@ -155,10 +197,14 @@ def together(*commands: str) -> Step:
 
 
 def check_names(list_cmd: str, exists_cmd: str | None, names: list[str]) -> list[Step]:
-    steps: list[Step] = [list_cmd.split(), ["--oneline", "--", *list_cmd.split()]]
+    """*list_cmd* prints exactly *names* (given in the order it must print them), one a
+    line, and with --oneline on one line; *exists_cmd* finds each and not another."""
+    steps: list[Step] = [
+        expect("".join(f"{n}\n" for n in names), list_cmd),
+        expect("\\n".join(names) + "\n", ["--oneline", "--", *list_cmd.split()])]
     if exists_cmd is not None:
-        steps += [[exists_cmd, n] for n in names]
-        steps.append([exists_cmd, "nonexistent"])
+        steps += [expect("", [exists_cmd, n]) for n in names]
+        steps.append(fails(2, [exists_cmd, "nonexistent"]))
     return steps
 
 
@@ -174,81 +220,115 @@ def lrouters(*names: str) -> list[Step]:
     return check_names("list-lr", "lr-exists", list(names))
 
 
-def ports(ps: str) -> list[Step]:
-    return check_names(f"list-ports {ps}", None, [])
+def ports(ps: str, *names: str) -> list[Step]:
+    return check_names(f"list-ports {ps}", None, list(names))
 
 
 def each(*commands: str) -> list[Step]:
     return [c.split() for c in commands]
 
 
+def macs(ucast: list[str], mcast: list[str], where: str = "local", ls: str = "ls1") -> Step:
+    """list-local-macs / list-remote-macs printing these "MAC -> encap/IP" lines."""
+    def block(kind: str, lines: list[str]) -> str:
+        return f"{kind}-mac-{where}\n" + "".join(f"  {x}\n" for x in lines) + "\n"
+    return expect(block("ucast", ucast) + block("mcast", mcast), f"list-{where}-macs {ls}")
+
+
 MAC_LISTS = each("list-local-macs ls1", "list-remote-macs ls1")
+NO_REMOTE_MACS = macs([], [], "remote")
+
+# vtep-ctl.at's "show command" check, whose first line (the Global row's UUID) is masked.
+SHOW = """<0>
+    Manager "tcp:4.5.6.7"
+    Physical_Switch a
+        management_ips: ["4.3.2.1"]
+        tunnel_ips: ["1.2.3.4"]
+        Physical_Port a1
+            vlan_bindings:
+                100=ls1
+"""
 
 SCENARIOS: dict[str, list[Step]] = {
     # physical switches
     "add-ps a": [*each("add-ps a"), *pswitches("a")],
-    "add-ps a twice": each("add-ps a", "add-ps a", "--may-exist add-ps a"),
+    "add-ps a twice": [*each("add-ps a"), fails(1, "add-ps a"), *each("--may-exist add-ps a")],
     "add-ps a b": [*each("add-ps a", "add-ps b"), *pswitches("a", "b")],
     "add-ps a b, del-ps a": [*each("add-ps a", "add-ps b", "del-ps a"), *pswitches("b")],
-    "add-ps a, del-ps a, add-ps a": [together("add-ps a", "del-ps a", "add-ps a"),
+    "add-ps a, del-ps a, add-ps a": [expect("\n\n\n", together("add-ps a", "del-ps a",
+                                                               "add-ps a")),
                                      *pswitches("a")],
     "ports": [*each("add-ps a", "--if-exists del-ps b", "add-port a a1", "add-port a a2"),
-              *pswitches("a"), *ports("a")],
-    "add-port twice": each("add-ps a", "add-port a a1", "add-port a a1"),
-    "del-ps with ports": [together("add-ps a", "add-ps b", "add-port a a1", "add-port b b1",
-                                   "--if-exists del-port b b2", "del-ps a"),
-                          *pswitches("b"), *ports("b")],
+              *pswitches("a"), *ports("a", "a1", "a2")],
+    "add-port twice": [*each("add-ps a", "add-port a a1"), fails(1, "add-port a a1")],
+    "del-ps with ports": [expect("\n" * 6, together(
+                              "add-ps a", "add-ps b", "add-port a a1", "add-port b b1",
+                              "--if-exists del-port b b2", "del-ps a")),
+                          *pswitches("b"), *ports("b", "b1")],
     "del-port": [*each("add-ps a", "add-ps b", "add-port a a1", "--may-exist add-port b b1",
                        "del-port a a1", "--may-exist add-port b b1"),
-                 *pswitches("a", "b"), *ports("a"), *ports("b")],
+                 *pswitches("a", "b"), *ports("a"), *ports("b", "b1")],
     "same port name on two switches": [
         *each("add-ps a", "add-ps b", "add-port a p1", "add-port b p1"),
-        *ports("a"), *ports("b"), *each("del-port a p1"), *ports("a"), *ports("b")],
-    "errors on switches and ports": each(
-        "del-ps nope", "list-ports nope", "add-port nope p", "del-port nope p",
-        "add-ps a", "del-port a p", "--if-exists del-port a p", "list-bindings a p"),
+        *ports("a", "p1"), *ports("b", "p1"), *each("del-port a p1"), *ports("a"),
+        *ports("b", "p1")],
+    "errors on switches and ports": [
+        fails(1, "del-ps nope"), fails(1, "list-ports nope"), fails(1, "add-port nope p"),
+        fails(1, "del-port nope p"), *each("add-ps a"), fails(1, "del-port a p"),
+        *each("--if-exists del-port a p"), fails(1, "list-bindings a p")],
     # logical switches
     "add-ls a": [*each("add-ls a"), *lswitches("a")],
-    "add-ls a twice": each("add-ls a", "add-ls a", "--may-exist add-ls a"),
+    "add-ls a twice": [*each("add-ls a"), fails(1, "add-ls a"), *each("--may-exist add-ls a")],
     "add-ls a b, del-ls a": [*each("add-ls a", "add-ls b", "del-ls a"), *lswitches("b")],
-    "add-ls a, del-ls a, add-ls a": [together("add-ls a", "del-ls a", "add-ls a"),
+    "add-ls a, del-ls a, add-ls a": [expect("\n\n\n", together("add-ls a", "del-ls a",
+                                                               "add-ls a")),
                                      *lswitches("a")],
-    "replication mode": each(
-        "add-ls a", "get-replication-mode a", "set-replication-mode a source_node",
-        "get-replication-mode a", "set-replication-mode a service_node",
-        "get-replication-mode a", "set-replication-mode a bogus",
-        "get-replication-mode nope", "set-replication-mode nope source_node",
-        "--oneline get-replication-mode a"),
+    "replication mode": [
+        *each("add-ls a"), expect("(null)\n", "get-replication-mode a"),
+        *each("set-replication-mode a source_node"),
+        expect("source_node\n", "get-replication-mode a"),
+        *each("set-replication-mode a service_node"),
+        expect("service_node\n", "get-replication-mode a"),
+        fails(1, "set-replication-mode a bogus"), fails(1, "get-replication-mode nope"),
+        fails(1, "set-replication-mode nope source_node"),
+        expect("service_node\n", "--oneline get-replication-mode a")],
     # logical routers
     "add-lr a": [*each("add-lr a"), *lrouters("a")],
-    "add-lr a twice": each("add-lr a", "add-lr a", "--may-exist add-lr a", "del-lr nope",
-                           "--if-exists del-lr nope"),
+    "add-lr a twice": [*each("add-lr a"), fails(1, "add-lr a"), *each("--may-exist add-lr a"),
+                       fails(1, "del-lr nope"), *each("--if-exists del-lr nope")],
     "add-lr a b, del-lr a": [*each("add-lr a", "add-lr b", "del-lr a"), *lrouters("b")],
-    "add-lr a, del-lr a, add-lr a": [together("add-lr a", "del-lr a", "add-lr a"),
+    "add-lr a, del-lr a, add-lr a": [expect("\n\n\n", together("add-lr a", "del-lr a",
+                                                               "add-lr a")),
                                      *lrouters("a")],
     # bindings
     "bind-ls": [*each("add-ps ps1", "add-port ps1 pp1", "add-ls ls1"), *pswitches("ps1"),
-                *ports("ps1"), *lswitches("ls1"),
-                *each("bind-ls ps1 pp1 300 ls1", "list-bindings ps1 pp1")],
+                *ports("ps1", "pp1"), *lswitches("ls1"), *each("bind-ls ps1 pp1 300 ls1"),
+                expect("0300 ls1\n", "list-bindings ps1 pp1")],
     "bind-ls twice": [*each("add-ps ps1", "add-port ps1 pp1", "add-ls ls1", "add-ls ls2",
-                            "bind-ls ps1 pp1 300 ls1", "bind-ls ps1 pp1 400 ls2",
-                            "list-bindings ps1 pp1", "bind-ls ps1 pp1 300 ls2",
-                            "unbind-ls ps1 pp1 300", "list-bindings ps1 pp1",
-                            "unbind-ls ps1 pp1 300", "bind-ls ps1 pp1 5 nope",
-                            "bind-ls ps1 nope 5 ls1", "--oneline list-bindings ps1 pp1")],
+                            "bind-ls ps1 pp1 300 ls1", "bind-ls ps1 pp1 400 ls2"),
+                      expect("0300 ls1\n0400 ls2\n", "list-bindings ps1 pp1"),
+                      fails(1, "bind-ls ps1 pp1 300 ls2"), *each("unbind-ls ps1 pp1 300"),
+                      expect("0400 ls2\n", "list-bindings ps1 pp1"),
+                      fails(1, "unbind-ls ps1 pp1 300"), fails(1, "bind-ls ps1 pp1 5 nope"),
+                      fails(1, "bind-ls ps1 nope 5 ls1"),
+                      expect("0400 ls2\n", "--oneline list-bindings ps1 pp1")],
     "bind-ls on two switches": [
         *each("add-ps ps1", "add-ps ps2", "add-port ps1 pp1", "add-port ps2 pp2",
               "add-ls ls1", "add-ls ls2", "bind-ls ps1 pp1 300 ls1",
-              "bind-ls ps2 pp2 300 ls2", "list-bindings ps1 pp1", "list-bindings ps2 pp2",
-              "del-ls ls1")],
+              "bind-ls ps2 pp2 300 ls2"), expect("0300 ls1\n", "list-bindings ps1 pp1"),
+        expect("0300 ls2\n", "list-bindings ps2 pp2"), fails(1, "del-ls ls1")],
     # MACs
     "add-ucast-local": [*each("add-ls ls1"), *lswitches("ls1"),
                         ["add-ucast-local", "ls1", "00:11:22:33:44:55", "10.0.0.10"],
                         ["add-ucast-local", "ls1", "00:11:22:33:44:66", "vxlan_over_ipv4",
-                         "10.0.0.11"], *MAC_LISTS],
+                         "10.0.0.11"],
+                        macs(["00:11:22:33:44:55 -> vxlan_over_ipv4/10.0.0.10",
+                              "00:11:22:33:44:66 -> vxlan_over_ipv4/10.0.0.11"], []),
+                        NO_REMOTE_MACS],
     "add-ucast-local overwrite": [
         *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
-              "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.11"), *MAC_LISTS],
+              "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.11"),
+        macs(["00:11:22:33:44:55 -> vxlan_over_ipv4/10.0.0.11"], []), NO_REMOTE_MACS],
     "del-ucast-local": [
         *each("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
               "add-ucast-local ls1 00:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11"), *MAC_LISTS,
@@ -271,7 +351,10 @@ SCENARIOS: dict[str, list[Step]] = {
     "add-mcast-local": [
         *each("add-ls ls1", "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
               "add-mcast-local ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
-              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS],
+              "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.12"),
+        macs([], ["01:11:22:33:44:55 -> vxlan_over_ipv4/10.0.0.10",
+                  "01:11:22:33:44:55 -> vxlan_over_ipv4/10.0.0.12",
+                  "01:11:22:33:44:66 -> vxlan_over_ipv4/10.0.0.11"]), NO_REMOTE_MACS],
     "del-mcast-local": [
         *each("add-ls ls1", "add-mcast-local ls1 01:11:22:33:44:55 10.0.0.10",
               "add-mcast-local ls1 01:11:22:33:44:66 vxlan_over_ipv4 10.0.0.11",
@@ -305,46 +388,57 @@ SCENARIOS: dict[str, list[Step]] = {
               "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.12"), *MAC_LISTS,
         *each("clear-local-macs ls1"), *MAC_LISTS,
         *each("clear-remote-macs ls1"), *MAC_LISTS],
-    "MAC errors": each("list-local-macs nope", "add-ucast-local nope 00:11:22:33:44:55 1.2.3.4",
-                       "add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 bogus 1.2.3.4",
-                       "del-mcast-remote ls1 01:00:00:00:00:00 1.2.3.4"),
+    "MAC errors": [fails(1, "list-local-macs nope"),
+                   fails(1, "add-ucast-local nope 00:11:22:33:44:55 1.2.3.4"),
+                   *each("add-ls ls1"),
+                   fails(1, "add-ucast-local ls1 00:11:22:33:44:55 bogus 1.2.3.4"),
+                   *each("del-mcast-remote ls1 01:00:00:00:00:00 1.2.3.4")],
     "MACs in one transaction": [
         together("add-ls ls1", "add-ucast-local ls1 00:11:22:33:44:55 10.0.0.10",
                  "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.10",
                  "add-mcast-remote ls1 01:11:22:33:44:55 10.0.0.11",
                  "list-local-macs ls1", "list-remote-macs ls1"), *MAC_LISTS],
-    # managers
-    "managers": [together("del-manager", "get-manager", "set-manager tcp:4.5.6.7",
-                          "get-manager", "set-manager tcp:8.9.10.11 tcp:5.4.3.2",
-                          "get-manager", "--inactivity-probe=30000 set-manager tcp:1.2.3.4",
-                          "get-manager", "del-manager", "get-manager")],
+    # managers (vtep-ctl.at's "managers": --oneline turns the two lines into one)
+    "managers": [expect("\n\n\ntcp:4.5.6.7\n\ntcp:5.4.3.2\\ntcp:8.9.10.11\n\ntcp:1.2.3.4\n\n\n",
+                        together("del-manager", "get-manager", "set-manager tcp:4.5.6.7",
+                                 "get-manager", "set-manager tcp:8.9.10.11 tcp:5.4.3.2",
+                                 "get-manager",
+                                 "--inactivity-probe=30000 set-manager tcp:1.2.3.4",
+                                 "get-manager", "del-manager", "get-manager"))],
     "manager probe": [*each("--inactivity-probe=30000 set-manager tcp:1.2.3.4 ptcp:6640"),
                       unordered("--columns=inactivity_probe,target", "find", "Manager"),
                       *each("get-manager", "set-manager foo:bar", "get-manager")],
     # show
     "show": [*each("set-manager tcp:4.5.6.7", "add-ps a", "add-port a a1", "add-ls ls1",
                    "bind-ls a a1 100 ls1",
-                   "set Physical_Switch a management_ips=[4.3.2.1] tunnel_ips=[1.2.3.4]",
-                   "show")],
+                   "set Physical_Switch a management_ips=[4.3.2.1] tunnel_ips=[1.2.3.4]"),
+             expect(SHOW, "show")],
     "show with a port without bindings": [*each("add-ps a", "add-port a a1", "show")],
     # exit statuses stop the run before any output or commit
-    "exists stops the run": [together("add-ls x", "list-ls", "ls-exists nope", "list-ls"),
-                             *lswitches("x")],
+    "exists stops the run": [fails(2, together("add-ls x", "list-ls", "ls-exists nope",
+                                               "list-ls")),
+                             *lswitches(), fails(2, "ls-exists x")],
     # command-line errors
-    "usage errors": each("", "list-ps extra", "add-ps", "bogus-command", "--if-exists list-ps",
-                         "--may-exist add-ps a --", "add-ps a --may-exist",
-                         "--may-exist=1 add-ps a", "--inactivity-probe set-manager tcp:1",
-                         "-- --", "--if-exists -- list-ps"),
-    "bad option values": [["-t", "0", "list-ps"], ["-t", "x", "list-ps"],
-                          ["--format=foo", "list-ps"], ["--data=foo", "list-ps"],
-                          ["--bogus", "list-ps"], ["--d", "list-ps"], ["--oneline=1"],
-                          ["--db"], ["-x"], ["--if-exists", "--if-exists", "del-ps", "a"]],
+    "usage errors": [*[fails(1, c) for c in (
+                         "", "list-ps extra", "add-ps", "bogus-command",
+                         "--if-exists list-ps")],
+                     *each("--may-exist add-ps a --"),
+                     *[fails(1, c) for c in (
+                         "add-ps a --may-exist", "--may-exist=1 add-ps a",
+                         "--inactivity-probe set-manager tcp:1", "-- --",
+                         "--if-exists -- list-ps")]],
+    "bad option values": [*[fails(1, c) for c in (
+                              ["-t", "0", "list-ps"], ["-t", "x", "list-ps"],
+                              ["--format=foo", "list-ps"], ["--data=foo", "list-ps"],
+                              ["--bogus", "list-ps"], ["--d", "list-ps"], ["--oneline=1"],
+                              ["--db"], ["-x"])],
+                          ["--if-exists", "--if-exists", "del-ps", "a"]],
 }
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_same_as_vtep_ctl(servers: dict[str, RunningServer], name: str) -> None:
-    assert_same(servers["hwvtep"], SCENARIOS[name])
+    assert_same(servers["hwvtep"], SCENARIOS[name], statuses=True)
 
 
 ON_OVS = ("add-ps a, del-ps a, add-ps a", "del-ps with ports", "bind-ls twice",
@@ -356,7 +450,7 @@ def test_same_as_vtep_ctl_on_ovsdb_server(servers: dict[str, RunningServer],
                                           name: str) -> None:
     if "ovs" not in servers:
         pytest.skip(f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
-    assert_same(servers["ovs"], SCENARIOS[name])
+    assert_same(servers["ovs"], SCENARIOS[name], statuses=True)
 
 
 def test_global_row_created_when_missing(servers: dict[str, RunningServer]) -> None:
