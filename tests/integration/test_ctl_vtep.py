@@ -4,7 +4,7 @@ Each scenario is a list of command lines. It runs once with vtep-ctl and once wi
 `hwvtep ctl` against the same server (reset to an empty database holding one Global row
 before each run, as Open vSwitch's tests start), and every step's stdout, stderr and exit
 status must be equal once UUIDs and log timestamps are masked. The scenarios run against
-our server; a selection also against Open vSwitch's ovsdb-server.
+our server and against Open vSwitch's ovsdb-server.
 """
 
 from __future__ import annotations
@@ -436,26 +436,27 @@ SCENARIOS: dict[str, list[Step]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_same_as_vtep_ctl(servers: dict[str, RunningServer], name: str) -> None:
-    assert_same(servers["hwvtep"], SCENARIOS[name], statuses=True)
+KINDS = ("hwvtep", "ovs")
 
 
-ON_OVS = ("add-ps a, del-ps a, add-ps a", "del-ps with ports", "bind-ls twice",
-          "del-mcast-local", "clear-local-macs", "managers", "show", "replication mode")
-
-
-@pytest.mark.parametrize("name", ON_OVS)
-def test_same_as_vtep_ctl_on_ovsdb_server(servers: dict[str, RunningServer],
-                                          name: str) -> None:
-    if "ovs" not in servers:
+def on(servers: dict[str, RunningServer], kind: str) -> RunningServer:
+    """The server of this kind (ours or Open vSwitch's ovsdb-server)."""
+    if kind not in servers:
         pytest.skip(f"Open vSwitch is not installed (missing: {', '.join(MISSING_OVS)})")
-    assert_same(servers["ovs"], SCENARIOS[name], statuses=True)
+    return servers[kind]
 
 
-def test_global_row_created_when_missing(servers: dict[str, RunningServer]) -> None:
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_as_vtep_ctl(servers: dict[str, RunningServer], kind: str, name: str) -> None:
+    assert_same(on(servers, kind), SCENARIOS[name], statuses=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_global_row_created_when_missing(servers: dict[str, RunningServer],
+                                         kind: str) -> None:
     steps = [*each("list-ps", "list Global", "add-ps a"), *pswitches("a")]
-    assert_same(servers["hwvtep"], steps, with_global=False)
+    assert_same(on(servers, kind), steps, with_global=False, statuses=True)
 
 
 def test_connection_failure(servers: dict[str, RunningServer], tmp_path: Path) -> None:
@@ -485,9 +486,10 @@ def test_server_without_the_database(kind: str, short_tmp: Path) -> None:
         srv.stop()
 
 
-def test_default_db_from_ovs_rundir(servers: dict[str, RunningServer]) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_db_from_ovs_rundir(servers: dict[str, RunningServer], kind: str) -> None:
     """Without --db both tools use unix:$OVS_RUNDIR/db.sock (the servers' dir has one)."""
-    srv = servers["hwvtep"]
+    srv = on(servers, kind)
     reset(srv)
     for tool in (["vtep-ctl"], [HWVTEP, "ctl"]):
         cp = subprocess.run([*tool, "add-ls", "x", "--", "list-ls"], capture_output=True,
