@@ -22,6 +22,7 @@ from test_ctl_vtep import (
     assert_same,
     each,
     expect,
+    expect_error,
     fails,
     on,
     reset,
@@ -46,6 +47,10 @@ SETUP = [
      'description="quoted, with \\"escapes\\" and \\n"'],
     ["add-port", "ps1", "p1"],
 ]
+
+# Two rows whose UUIDs share their first four digits (and no more of their first eight).
+U1 = "abcd1111-0000-4000-8000-000000000001"
+U2 = "abcd2222-0000-4000-8000-000000000002"
 
 FORMATS = [[f"--format={f}", *d] for f in ("list", "table", "csv", "html", "json")
            for d in ([], ["--data=bare"], ["--data=json"], ["--no-headings"])]
@@ -307,6 +312,37 @@ SCENARIOS: dict[str, list[Step]] = {
         ["list", "Logical_Switch", "00000000-0000-0000-0000-000000000000"],
         ["list", "Logical_Switch", "0000"],
         ["list", "Logical_Switch", "000"],
+    ],
+    "ambiguous UUID prefix": [
+        [f"--id={U1}", "create", "Logical_Switch", "name=u1"],
+        [f"--id={U2}", "create", "Logical_Switch", "name=u2"],
+        *[expect_error(f"vtep-ctl: Logical_Switch contains 2 or more rows whose UUIDs begin "
+                       f"with {p}: at least {U1} and {U2}\n", 1, cmd)
+          for p, cmd in (("abcd", "get Logical_Switch abcd name"),
+                         ("abcd", "--if-exists get Logical_Switch abcd name"),
+                         ("abcd", "list Logical_Switch abcd"),
+                         ("abcd", "destroy Logical_Switch abcd"),
+                         ("abcd", "set Logical_Switch abcd description=x"))],
+        expect_error('vtep-ctl: no row "ABCD" in table Logical_Switch\n', 1,
+                     "get Logical_Switch ABCD name"),
+        expect("u1\n", "get Logical_Switch abcd1 name"),
+        expect("u2\n", "get Logical_Switch abcd2222 name"),
+        # a name is looked up before UUID prefixes
+        ["create", "Logical_Switch", "name=abcd"],
+        expect("abcd\n", "get Logical_Switch abcd name"),
+        ["list-ls"],
+    ],
+    "data formats with -d": [
+        *SETUP,
+        *[[*d, "--columns=name,description,other_config,tunnel_key", "list",
+           "Logical_Switch", "ls1"]
+          for d in (["-d", "string"], ["-dstring"], ["-d", "bare"], ["-d", "json"],
+                    ["--data", "string"], ["-d", "string", "--format=table"],
+                    ["-d", "string", "--format=csv"], ["-d", "json", "--format=table"])],
+        ["-d", "string", "get", "Logical_Switch", "ls1", "description"],
+        ["-d"],
+        ["-d", "foo", "list-ls"],
+        ["-d", "String", "list-ls"],
     ],
     "oneline and dry-run": [
         *SETUP,

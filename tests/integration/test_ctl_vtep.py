@@ -25,6 +25,7 @@ from srvhelp import (
     RunningServer,
     needs_ovs,
     normalize_output,
+    sort_tree,
     start_server,
 )
 
@@ -106,6 +107,19 @@ def expect(stdout: str, cmd: str | Step) -> Step:
     return [f"{_MARK}stdout={stdout}", *_args(cmd)]
 
 
+def expect_error(stderr: str, status: int, cmd: str | Step) -> Step:
+    """A step that fails with this status and message, UUIDs left as they are (the
+    step's rows have fixed UUIDs, given with --id)."""
+    return [f"{_MARK}raw", f"{_MARK}status={status}", f"{_MARK}stderr={stderr}",
+            *_args(cmd)]
+
+
+def tree(cmd: str | Step) -> Step:
+    """A `show` step whose sibling lines are compared in sorted order (vtep-ctl lists
+    rows and set members in UUID or hash order, which differ between two runs)."""
+    return [f"{_MARK}tree", *_args(cmd)]
+
+
 def split_marks(step: Step) -> tuple[Step, dict[str, str]]:
     marks: dict[str, str] = {}
     i = 0
@@ -132,6 +146,11 @@ def run_steps(srv: RunningServer, tool: str, steps: list[Step]) -> list[Result]:
         if "unordered" in marks:
             o, e, rc = run_tool(srv, tool, args, raw=True)
             results.append((normalize(_sort_records(o), srv), normalize(e, srv), rc))
+        elif "tree" in marks:
+            o, e, rc = run_tool(srv, tool, args)
+            results.append((sort_tree(o), e, rc))
+        elif "raw" in marks:
+            results.append(run_tool(srv, tool, args, raw=True))
         else:
             results.append(run_tool(srv, tool, args))
     return results
@@ -157,6 +176,8 @@ def assert_same(srv: RunningServer, steps: list[Step], with_global: bool = True,
         args, marks = split_marks(step)
         if "stdout" in marks:
             assert r[0] == marks["stdout"], f"vtep-ctl, step {args}: {r}"
+        if "stderr" in marks:
+            assert r[1] == marks["stderr"], f"vtep-ctl, step {args}: {r}"
         if statuses or "status" in marks:
             assert r[2] == int(marks.get("status", "0")), f"vtep-ctl, step {args}: {r}"
         assert o == r, f"step {args}:\n vtep-ctl: {r}\n ours:     {o}"
@@ -235,6 +256,10 @@ def macs(ucast: list[str], mcast: list[str], where: str = "local", ls: str = "ls
     return expect(block("ucast", ucast) + block("mcast", mcast), f"list-{where}-macs {ls}")
 
 
+# Added in this order; listed in byte order (digits, upper case, "_", lower case).
+MIXED = ("zeta", "Beta", "alpha", "Alpha", "_x", "10", "9", "b")
+SORTED = sorted(MIXED)
+
 MAC_LISTS = each("list-local-macs ls1", "list-remote-macs ls1")
 NO_REMOTE_MACS = macs([], [], "remote")
 
@@ -276,8 +301,22 @@ SCENARIOS: dict[str, list[Step]] = {
         fails(1, "del-ps nope"), fails(1, "list-ports nope"), fails(1, "add-port nope p"),
         fails(1, "del-port nope p"), *each("add-ps a"), fails(1, "del-port a p"),
         *each("--if-exists del-port a p"), fails(1, "list-bindings a p")],
+    # names are listed in byte order, whatever order they were added in
+    "names in reverse and mixed case": [
+        *each(*[f"add-ps {n}" for n in MIXED], *[f"add-ls {n}" for n in MIXED],
+              *[f"add-lr {n}" for n in MIXED], *[f"add-port zeta p{n}" for n in MIXED]),
+        *pswitches(*SORTED), *lswitches(*SORTED), *lrouters(*SORTED),
+        *ports("zeta", *[f"p{n}" for n in SORTED]),
+        *each("del-ls Beta", "del-lr alpha", "del-port zeta p10", "del-ps _x"),
+        *lswitches(*[n for n in SORTED if n != "Beta"]),
+        *lrouters(*[n for n in SORTED if n != "alpha"]),
+        *pswitches(*[n for n in SORTED if n != "_x"]),
+        *ports("zeta", *[f"p{n}" for n in SORTED if n != "10"])],
     # logical switches
     "add-ls a": [*each("add-ls a"), *lswitches("a")],
+    "del-ls a missing switch": [fails(1, "del-ls nope"), expect("", "--if-exists del-ls nope"),
+                                *each("add-ls a"), fails(1, "del-ls nope"),
+                                *each("--if-exists del-ls nope"), *lswitches("a")],
     "add-ls a twice": [*each("add-ls a"), fails(1, "add-ls a"), *each("--may-exist add-ls a")],
     "add-ls a b, del-ls a": [*each("add-ls a", "add-ls b", "del-ls a"), *lswitches("b")],
     "add-ls a, del-ls a, add-ls a": [expect("\n\n\n", together("add-ls a", "del-ls a",
@@ -414,6 +453,14 @@ SCENARIOS: dict[str, list[Step]] = {
                    "set Physical_Switch a management_ips=[4.3.2.1] tunnel_ips=[1.2.3.4]"),
              expect(SHOW, "show")],
     "show with a port without bindings": [*each("add-ps a", "add-port a a1", "show")],
+    "show with several switches and ports": [
+        *each("add-ps ps2", "add-ps ps1", "add-ps 10", "add-port ps1 b", "add-port ps1 a",
+              "add-port ps2 c", "add-port 10 x", "add-ls lsA", "add-ls lsB",
+              "bind-ls ps1 a 10 lsA", "bind-ls ps1 a 20 lsB", "bind-ls ps2 c 5 lsB",
+              "set-manager tcp:1.1.1.1 ssl:2.2.2.2",
+              "set Physical_Switch ps2 management_ips=[1.1.1.1,2.2.2.2] "
+              "tunnel_ips=[3.3.3.3]"),
+        tree("show"), *each("del-ps ps1", "del-manager"), tree("show")],
     # exit statuses stop the run before any output or commit
     "exists stops the run": [fails(2, together("add-ls x", "list-ls", "ls-exists nope",
                                                "list-ls")),
