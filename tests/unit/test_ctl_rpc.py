@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,3 +179,33 @@ def test_each_remote_is_tried_once_and_the_last_error_is_reported(
             open_usable(db)
         assert str(e.value) == reason, db
     assert f.connections == 5
+
+
+def test_incomplete_json_in_a_fresh_interpreter() -> None:
+    """Without the json package loaded (as in `hwvtep ctl`; orjson loads it, but only
+    for large replies), incomplete input is a ValueError, so a large reply read in
+    pieces, or one after the server check, is decoded once complete (Python 3.11's C
+    scanner fails otherwise with a SystemError)."""
+    code = """
+import sys
+from hwvtep.ctl import jsonfast, rpc
+for bad in ('{"a": [1, 2', '{"a": "abc', '{"a": 1', '{"a":'):
+    try:
+        jsonfast.scan(bad)
+    except ValueError:
+        pass
+    else:
+        raise SystemExit(f"no error for {bad!r}")
+assert "json.decoder" not in sys.modules
+small = b'{"id":0,"result":[],"error":null}'
+big = b'{"id":1,"result":[' + b",".join(b'"%07d"' % i for i in range(200000)) + b'],"error":null}'
+assert len(big) > rpc._BIG
+assert rpc._decode(big[:-1])[0] is None
+assert rpc._decode(small + big[:-1])[0] == {"id": 0, "result": [], "error": None}
+msg, rest = rpc._decode(big + small)
+assert len(msg["result"]) == 200000 and rpc._decode(rest)[0]["id"] == 0
+print("ok")
+"""
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=60)
+    assert (cp.stdout, cp.stderr, cp.returncode) == ("ok\n", "", 0)

@@ -3,8 +3,9 @@
 ``import json`` pulls in ``re`` and compiles a few patterns: several milliseconds, as much
 as a short `hwvtep ctl` run needs for everything else. The C functions behind ``json``
 (``_json.make_scanner``/``make_encoder``) need no more than a small settings object.
-Errors (rare here: malformed or incomplete input) fall back to the ``json`` module, which
-then also supplies the exception.
+Malformed or incomplete input raises ValueError: Python 3.11's scanner reports it with
+``json.decoder``'s exception class and, if that module was never imported, fails with a
+SystemError instead, which `scan` turns into a plain ValueError (no import for it).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def scan(text: str, pos: int = 0) -> tuple[Any, int]:
         value, end = _scan(text, pos)
     except StopIteration:
         raise ValueError("no JSON value") from None
+    except SystemError:
+        raise ValueError("malformed or incomplete JSON") from None
     finally:
         _Settings.memo.clear()
     return value, end
