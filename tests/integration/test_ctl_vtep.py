@@ -506,6 +506,30 @@ def test_global_row_created_when_missing(servers: dict[str, RunningServer],
     assert_same(on(servers, kind), steps, with_global=False, statuses=True)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_reply_over_a_megabyte(servers: dict[str, RunningServer], kind: str) -> None:
+    """A snapshot larger than the session's read size, after the server check's reply."""
+    srv = on(servers, kind)
+    reset(srv)
+    n = 15000
+    ops: list[Any] = ["hardware_vtep",
+                      {"op": "insert", "table": "Logical_Switch", "uuid-name": "ls",
+                       "row": {"name": "ls1"}},
+                      {"op": "insert", "table": "Physical_Locator", "uuid-name": "loc",
+                       "row": {"dst_ip": "10.1.1.1", "encapsulation_type": "vxlan_over_ipv4"}}]
+    ops += [{"op": "insert", "table": "Ucast_Macs_Remote",
+             "row": {"MAC": f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}",
+                     "logical_switch": ["named-uuid", "ls"], "locator": ["named-uuid", "loc"],
+                     "ipaddr": ""}} for i in range(n)]
+    with Rpc(str(srv.sock)) as rpc:
+        reply = rpc.call("transact", ops)
+        assert all("error" not in r for r in reply["result"]), reply["result"][-1]
+    ref = run_tool(srv, "vtep-ctl", ["list-remote-macs", "ls1"], raw=True)
+    assert run_tool(srv, "hwvtep", ["list-remote-macs", "ls1"], raw=True) == ref
+    assert ref[2] == 0 and ref[0].count(" -> vxlan_over_ipv4/10.1.1.1\n") == n
+    reset(srv)
+
+
 def test_connection_failure(servers: dict[str, RunningServer], tmp_path: Path) -> None:
     for db in (f"unix:{tmp_path}/nonexistent", "tcp:127.0.0.1:1", "foo:bar"):
         ref = subprocess.run(["vtep-ctl", f"--db={db}", "list-ps"], capture_output=True,
