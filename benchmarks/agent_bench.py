@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,16 +124,38 @@ def setup_red(v: Vtep) -> tuple[str, str]:
     return ls, loc
 
 
-def wait_fdb_event(watcher: NetlinkWatcher, mac: str, action: str, timeout: float) -> float:
+def wait_event(watcher: NetlinkWatcher, wanted: Callable[[object], bool], timeout: float,
+               what: str) -> float:  # fmt: skip
+    """The moment the watcher reads an event that is `wanted`."""
     deadline = time.perf_counter() + timeout
     while True:
         for ev in watcher.read():
-            if isinstance(ev, FdbEvent) and ev.mac == mac and ev.action == action and ev.dst:
+            if wanted(ev):
                 return time.perf_counter()
         left = deadline - time.perf_counter()
         if left <= 0:
-            raise TimeoutError(f"no fdb {action} event for {mac}")
+            raise TimeoutError(f"no {what}")
         select.select([watcher.fileno()], [], [], left)
+
+
+def wait_fdb_event(watcher: NetlinkWatcher, mac: str, action: str, timeout: float) -> float:
+    return wait_event(
+        watcher,
+        lambda ev: isinstance(ev, FdbEvent) and ev.mac == mac and ev.action == action
+        and bool(ev.dst),
+        timeout, f"fdb {action} event for {mac}")  # fmt: skip
+
+
+def figures(adds: list[float], dels: list[float]) -> dict[str, float]:
+    """Percentiles in milliseconds of the add and remove latencies."""
+    return {
+        "add_p50_ms": pct(adds, 50) * 1000,
+        "add_p99_ms": pct(adds, 99) * 1000,
+        "add_max_ms": max(adds) * 1000,
+        "del_p50_ms": pct(dels, 50) * 1000,
+        "del_p99_ms": pct(dels, 99) * 1000,
+        "del_max_ms": max(dels) * 1000,
+    }
 
 
 def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
@@ -189,13 +212,7 @@ def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
             rpc.wait(rid)
             time.sleep(0.002)
         watcher.close()
-        return {
-            "add_p50_ms": pct(adds, 50) * 1000,
-            "add_p99_ms": pct(adds, 99) * 1000,
-            "add_max_ms": max(adds) * 1000,
-            "del_p50_ms": pct(dels, 50) * 1000,
-            "del_p99_ms": pct(dels, 99) * 1000,
-        }
+        return figures(adds, dels)
     finally:
         lab.close()
 
@@ -203,20 +220,11 @@ def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
 def wait_master(watcher: NetlinkWatcher, ifname: str, master: int | None,
                 timeout: float) -> float:  # fmt: skip
     """The moment a link event shows `ifname` with `master` (None: without one)."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        for ev in watcher.read():
-            if (
-                isinstance(ev, LinkEvent)
-                and ev.action == "add"
-                and ev.ifname == ifname
-                and (ev.master or None) == master
-            ):
-                return time.perf_counter()
-        left = deadline - time.perf_counter()
-        if left <= 0:
-            raise TimeoutError(f"no link event for {ifname} with master {master}")
-        select.select([watcher.fileno()], [], [], left)
+    return wait_event(
+        watcher,
+        lambda ev: isinstance(ev, LinkEvent) and ev.action == "add" and ev.ifname == ifname
+        and (ev.master or None) == master,
+        timeout, f"link event for {ifname} with master {master}")  # fmt: skip
 
 
 def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
@@ -253,14 +261,7 @@ def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
                 # let the agent's report of the change settle, as between MAC changes
                 time.sleep(0.005)
         watcher.close()
-        return {
-            "add_p50_ms": pct(adds, 50) * 1000,
-            "add_p99_ms": pct(adds, 99) * 1000,
-            "add_max_ms": max(adds) * 1000,
-            "del_p50_ms": pct(dels, 50) * 1000,
-            "del_p99_ms": pct(dels, 99) * 1000,
-            "del_max_ms": max(dels) * 1000,
-        }
+        return figures(adds, dels)
     finally:
         lab.close()
 
