@@ -77,6 +77,38 @@ def hmap_order(items: Iterable[tuple[int, T]]) -> list[T]:
     return [value for bucket in buckets for _, value in bucket]
 
 
+def hmap_replay(events: Iterable[tuple[bool, int, T]]) -> list[T]:
+    """The order an OVS hmap walks after these (insert?, hash, value) events, in order.
+
+    An insertion may grow the map as in `hmap_order`; a removal takes the value out of its
+    bucket and never shrinks the map (hmap_remove), so it still counts for the growth an
+    earlier insertion caused. Removing a value that is not there does nothing.
+    """
+    mask = 0
+    n = 0
+    buckets: list[list[tuple[int, T]]] = [[]]
+    for insert, h, value in events:
+        if not insert:
+            bucket = buckets[h & mask]
+            for i, node in enumerate(bucket):
+                if node[1] == value:
+                    del bucket[i]
+                    n -= 1
+                    break
+            continue
+        buckets[h & mask].insert(0, (h, value))
+        n += 1
+        if n // 2 > mask:
+            new_mask = _calc_mask(n)
+            if new_mask > mask:
+                grown: list[list[tuple[int, T]]] = [[] for _ in range(new_mask + 1)]
+                for bucket in buckets:
+                    for node in bucket:
+                        grown[node[0] & new_mask].insert(0, node)
+                buckets, mask = grown, new_mask
+    return [value for bucket in buckets for _, value in bucket]
+
+
 def shash_order(names: Iterable[str]) -> list[str]:
     """The order OVS walks a string-keyed hash map (shash: a JSON object's members) whose
     keys were added in *names*' order."""
