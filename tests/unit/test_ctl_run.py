@@ -19,6 +19,7 @@ from hwvtep.ctl import main as ctl
 from hwvtep.ctl.table import OutTable, format_table
 from hwvtep.ctl.values import UUID_TYPE, CtlError, Schema, Type
 from hwvtep.ovsdb.database import Database
+from hwvtep.ovsdb.monitor import create_monitor
 from hwvtep.ovsdb.schema import bundled_schema
 from hwvtep.ovsdb.transaction import execute
 
@@ -33,6 +34,9 @@ class LocalSession:
 
     def call(self, method: str, params: list[Any]) -> tuple[Any, Any]:
         self.requests.append((method, params))
+        if method == "monitor_cond":  # the snapshot: initial contents only
+            monitor = create_monitor(self.db.schema, method, params)
+            return monitor.reply(self.db.tables), None
         assert method == "transact"
         is_write = any(op.get("op") not in ("select",) for op in params[1:])
         if is_write and self.before_commit:
@@ -66,13 +70,8 @@ def run(db: Database, *argv: str, session: LocalSession | None = None
     env = cmds.Env(schema, {t: (cmds.RowId(c),) for t, c in
                             ctl.vtep.VTEP_ROW_IDS.items()}, ctl.SHOW_TABLES,
                    lambda m, s: None, False)
-    needs: cmds.Needs = {"Global": None}
-    for c in commands:
-        if c.syntax.pre is not None:
-            ctx = cmds.Context(env, None, None, needs)
-            ctx.set_command(c, False)
-            c.syntax.pre(ctx)
-    runner = ctl.Runner(opts, commands, env, needs, "local", "vtep-ctl: test")
+    needs, plan = ctl.prerequisites(env, commands)
+    runner = ctl.Runner(opts, commands, env, needs, "local", "vtep-ctl: test", plan)
     runner.session = sess
     runner.fetch()
     while not runner.try_once():
@@ -83,14 +82,14 @@ def run(db: Database, *argv: str, session: LocalSession | None = None
 
 
 def commits(sess: LocalSession) -> list[list[Any]]:
-    return [p for m, p in sess.requests if any(op.get("op") != "select" for op in p[1:])]
+    return [p for m, p in sess.requests if m == "transact"]
 
 
 def test_reads_send_no_transaction(db: Database) -> None:
     out, sess = run(db, "list-ps", "--", "list-ls")
     assert out == ""
     assert commits(sess) == []
-    assert len(sess.requests) == 1  # one round trip of selects
+    assert [m for m, _ in sess.requests] == ["monitor_cond"]  # one round trip
 
 
 def test_add_ps_verifies_global_switches_and_names_new_rows(db: Database) -> None:
@@ -261,3 +260,22 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
         assert word in out
     assert ctl.main(["--version"]) == 0
     assert capsys.readouterr().out.endswith("DB Schema 1.7.0\n")
+
+
+def test_update2_diffs_apply_as_ovsdb_server_means_them() -> None:
+    """While it waits (wait-until), the runner keeps its copy current from ``update2``
+    notifications, whose ``modify`` holds diffs: a single value is replaced, a set takes
+    the symmetric difference, a map drops a pair the diff repeats, takes a new value for
+    a key it holds, adds a new key."""
+    scalar = Type.from_json("string")
+    assert ctl._apply_diff(scalar, ("a",), "b") == ("b",)
+    optional = Type.from_json({"key": "integer", "min": 0, "max": 1})
+    assert ctl._apply_diff(optional, (5,), ["set", [5, 7]]) == (7,)
+    assert ctl._apply_diff(optional, (), 7) == (7,)
+    strings = Type.from_json({"key": "string", "min": 0, "max": "unlimited"})
+    assert ctl._apply_diff(strings, ("a", "b"), ["set", ["b", "c"]]) == ("a", "c")
+    smap = Type.from_json({"key": "string", "value": "string", "min": 0,
+                           "max": "unlimited"})
+    old = (("a", "1"), ("b", "2"), ("c", "3"))
+    diff = ["map", [["a", "1"], ["b", "9"], ["d", "4"]]]
+    assert ctl._apply_diff(smap, old, diff) == (("b", "9"), ("c", "3"), ("d", "4"))

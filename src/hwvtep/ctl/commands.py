@@ -73,6 +73,16 @@ def register(*syntaxes: Syntax) -> None:
         REGISTRY[s.name] = s
 
 
+class Plan:
+    """What the prerequisites of a run's commands found, besides what to fetch (`Needs`):
+    what vtep-ctl's IDL would monitor (table -> columns), and the tables whose row order
+    the run prints (`list` without records, `find`)."""
+
+    def __init__(self) -> None:
+        self.monitor: dict[str, set[str]] = {"Global": set()}
+        self.ordered: set[str] = set()
+
+
 class Command:
     __slots__ = ("argv", "options", "output", "syntax", "table")
 
@@ -119,11 +129,12 @@ class Context:
     """One command being run: its arguments, output and the run's shared state."""
 
     def __init__(self, env: Env, idl: Idl | None, symtab: SymbolTable | None,
-                 needs: Needs | None = None) -> None:
+                 needs: Needs | None = None, plan: Plan | None = None) -> None:
         self.env = env
         self.idl: Idl = idl  # type: ignore[assignment]
         self.symtab: SymbolTable = symtab  # type: ignore[assignment]
         self.needs: Needs = needs if needs is not None else {}
+        self.plan: Plan = plan if plan is not None else Plan()
         self.argv: list[str] = []
         self.options: dict[str, str | None] = {}
         self.output: list[str] = []
@@ -145,6 +156,17 @@ class Context:
     def invalidate_cache(self) -> None:
         if self.invalidate is not None:
             self.invalidate()
+
+    def idl_table(self, table: str) -> None:
+        """vtep-ctl's ovsdb_idl_add_table(): its IDL monitors the table's rows."""
+        self.plan.monitor.setdefault(table, set())
+
+    def idl_column(self, table: Table, col: Column) -> None:
+        """vtep-ctl's ovsdb_idl_add_column(): the column, and the tables it refers to."""
+        self.plan.monitor.setdefault(table.name, set()).add(col.name)
+        for base in (col.type.key, col.type.value):
+            if base is not None and base.ref_table is not None:
+                self.plan.monitor.setdefault(base.ref_table, set())
 
     def need(self, table: str, columns: tuple[str, ...] | None = None) -> None:
         if columns is None:
@@ -268,6 +290,11 @@ def get_column(table: Table, name: str) -> Column:
 def pre_get_table(ctx: Context, name: str) -> Table:
     t = get_table(ctx.env.schema, name)
     ctx.need(t.name)
+    ctx.idl_table(t.name)
+    for rid in ctx.env.row_ids.get(t.name, ()):
+        col = t.columns.get(rid.name_column)
+        if col is not None:
+            ctx.idl_column(t, col)
     return t
 
 
@@ -275,7 +302,13 @@ def _pre_parse_column(ctx: Context, arg: str, table: Table) -> None:
     name, _ = token_parse(arg, 0)
     if not name:
         raise CtlError(f"{arg}: missing column name")
-    get_column(table, name)
+    ctx.idl_column(table, get_column(table, name))
+
+
+def _pre_list_columns(ctx: Context, table: Table) -> None:
+    for col in parse_column_names(ctx.options.get("--columns"), table):
+        if col is not None:
+            ctx.idl_column(table, col)
 
 
 def get_row(ctx: Context, table: Table, record_id: str, must_exist: bool) -> Row | None:
@@ -284,8 +317,10 @@ def get_row(ctx: Context, table: Table, record_id: str, must_exist: bool) -> Row
     row: Row | None = None
     if is_uuid(record_id):
         row = idl.row(table.name, record_id.lower())
+    # Only listing and the ambiguous-prefix message depend on the IDL's row order: the
+    # rest looks rows up in any order (which needs no more of the database).
     if row is None and record_id == ".":
-        rows = list(idl.rows(table.name))
+        rows = list(idl.rows_unordered(table.name))
         if len(rows) == 1:
             row = rows[0]
     if row is None:
@@ -294,7 +329,7 @@ def get_row(ctx: Context, table: Table, record_id: str, must_exist: bool) -> Row
             if col is None:
                 continue
             found: Row | None = None
-            for r in idl.rows(table.name):
+            for r in idl.rows_unordered(table.name):
                 d = r.get(col)
                 if len(d) != 1:
                     continue
@@ -308,14 +343,14 @@ def get_row(ctx: Context, table: Table, record_id: str, must_exist: bool) -> Row
                 row = found
                 break
     if row is None and partial_uuid_len(record_id) >= 4:
-        for r in idl.rows(table.name):
-            if r.uuid.startswith(record_id):
-                if row is None:
-                    row = r
-                else:
-                    raise CtlError(
-                        f"{table.name} contains 2 or more rows whose UUIDs begin with "
-                        f"{record_id}: at least {row.uuid} and {r.uuid}")
+        found_rows = [r for r in idl.rows_unordered(table.name)
+                      if r.uuid.startswith(record_id)]
+        if len(found_rows) > 1:
+            a, b = [r for r in idl.rows(table.name) if r.uuid.startswith(record_id)][:2]
+            raise CtlError(f"{table.name} contains 2 or more rows whose UUIDs begin with "
+                           f"{record_id}: at least {a.uuid} and {b.uuid}")
+        if found_rows:
+            row = found_rows[0]
     if must_exist and row is None:
         raise CtlError(f'no row "{record_id}" in table {table.name}')
     return row
@@ -491,7 +526,9 @@ def parse_column_names(names: str | None, table: Table) -> list[Column | None]:
 
 def _pre_list(ctx: Context) -> None:
     t = pre_get_table(ctx, ctx.argv[1])
-    parse_column_names(ctx.options.get("--columns"), t)
+    _pre_list_columns(ctx, t)
+    if len(ctx.argv) == 2:
+        ctx.plan.ordered.add(t.name)
 
 
 def _make_table(cols: list[Column | None]) -> OutTable:
@@ -522,9 +559,10 @@ def _cmd_list(ctx: Context) -> None:
 
 def _pre_find(ctx: Context) -> None:
     t = pre_get_table(ctx, ctx.argv[1])
-    parse_column_names(ctx.options.get("--columns"), t)
+    _pre_list_columns(ctx, t)
     for arg in ctx.argv[2:]:
         _pre_parse_column(ctx, arg, t)
+    ctx.plan.ordered.add(t.name)
 
 
 def _cmd_find(ctx: Context) -> None:
@@ -580,7 +618,7 @@ def _cmd_set(ctx: Context) -> None:
 
 def _pre_add_remove(ctx: Context) -> None:
     t = pre_get_table(ctx, ctx.argv[1])
-    get_column(t, ctx.argv[3])
+    ctx.idl_column(t, get_column(t, ctx.argv[3]))
 
 
 def _add_remove_target(ctx: Context) -> tuple[Table, Column, Row] | None:
@@ -652,7 +690,7 @@ def _cmd_remove(ctx: Context) -> None:
 def _pre_clear(ctx: Context) -> None:
     t = pre_get_table(ctx, ctx.argv[1])
     for arg in ctx.argv[3:]:
-        get_column(t, arg)
+        ctx.idl_column(t, get_column(t, arg))
 
 
 def _cmd_clear(ctx: Context) -> None:
@@ -718,7 +756,7 @@ def _cmd_destroy(ctx: Context) -> None:
         ctx.env.warn("db_ctl_base", "either --all or records argument should be specified")
         return
     if delete_all:
-        for row in list(ctx.idl.rows(table.name)):
+        for row in list(ctx.idl.rows_unordered(table.name)):
             ctx.idl.delete(row)
     else:
         for record in ctx.argv[2:]:
@@ -750,8 +788,14 @@ def _cmd_wait_until(ctx: Context) -> None:
 
 
 def _pre_show(ctx: Context) -> None:
+    schema = ctx.env.schema
     for st in ctx.env.show_tables:
         ctx.need(st.table)
+        t = schema.table(st.table)
+        ctx.idl_table(t.name)
+        for name in (st.name_column, *st.columns):
+            if name is not None:
+                ctx.idl_column(t, t.columns[name])
 
 
 def _show_row(ctx: Context, row: Row, level: int, shown: set[str]) -> None:

@@ -109,47 +109,45 @@ class TxnStatus:
 class Idl:
     """The snapshot of some tables plus the run's pending transaction."""
 
-    def __init__(self, schema: Schema, db_name: str) -> None:
+    def __init__(self, schema: Schema, db_name: str, layout: Layout | None = None) -> None:
         self.schema = schema
         self.db_name = db_name
-        # table name -> uuid -> row, in the order the server listed them
+        # table name -> uuid -> row
         self.tables: dict[str, dict[str, Row]] = {}
         self.txn_rows: dict[str, Row] = {}
         self.comment: str | None = None
         self.dry_run = False
         # dummy uuid -> index of the insert op, filled by commit_ops()
         self.insert_index: dict[str, int] = {}
-        self._order: dict[str, list[Row]] = {}
-
-    # --- loading -----------------------------------------------------------------------
-
-    def load_select(self, table: str, rows: list[dict[str, Any]]) -> None:
-        t = self.schema.table(table)
-        self.tables[table] = {r["_uuid"][1]: Row(t, r["_uuid"][1], r) for r in rows}
-
-    def load_monitor(self, updates: dict[str, dict[str, Any]]) -> None:
-        for table, rows in updates.items():
-            t = self.schema.table(table)
-            dst = self.tables.setdefault(table, {})
-            for uuid, change in rows.items():
-                new = change.get("new")
-                if new is None:
-                    dst.pop(uuid, None)
-                else:
-                    dst[uuid] = Row(t, uuid, new)
+        # where the IDL filed the rows it was sent (see `Layout`), and what this run did to
+        # its hash maps since: (insert?, uuid) per table
+        self.layout = layout if layout is not None else Layout(schema, None, {}, False)
+        self.txn_events: dict[str, list[tuple[bool, str]]] = {}
+        self._order: dict[str, tuple[int, list[str]]] = {}
 
     # --- reading -----------------------------------------------------------------------
 
     def rows(self, table: str) -> Iterator[Row]:
-        """The table's rows in the order vtep-ctl's IDL lists them (see `idl_order`)."""
+        """The table's rows in the order vtep-ctl's IDL lists them (see `Layout`).
+
+        Raises `NeedExactSnapshot` if that order depends on tables the snapshot lacks.
+        """
         rows = self.tables.get(table)
         if not rows:
             return
+        events = self.txn_events.get(table, ())
         cached = self._order.get(table)
-        if cached is None or len(cached) != len(rows):
-            cached = self._order[table] = idl_order(list(rows.values()))
-        for r in cached:
-            if not r.deleted and r.uuid in rows:
+        if cached is None or cached[0] != len(events):
+            from hwvtep.ovsdb.ovshash import hmap_replay
+
+            seq = [*self.layout.events(table), *events]
+            order = hmap_replay((ins, int(u[:8], 16), u) for ins, u in seq)
+            listed = set(order)
+            order += [u for u in rows if u not in listed]  # never filed: not expected
+            cached = self._order[table] = (len(events), order)
+        for u in cached[1]:
+            r = rows.get(u)
+            if r is not None and not r.deleted:
                 yield r
 
     def rows_unordered(self, table: str) -> Iterator[Row]:
@@ -180,6 +178,7 @@ class Idl:
         row = Row(table, uuid or new_uuid(), None)
         row.persist_uuid = persist
         self.tables.setdefault(table.name, {})[row.uuid] = row
+        self.txn_events.setdefault(table.name, []).append((True, row.uuid))
         self._touch(row)
         return row
 
@@ -187,6 +186,7 @@ class Idl:
         if row.inserted:
             self.tables[row.table.name].pop(row.uuid, None)
             self.txn_rows.pop(row.uuid, None)
+            self.txn_events.setdefault(row.table.name, []).append((False, row.uuid))
             return
         row.deleted = True
         self._touch(row)
@@ -407,27 +407,112 @@ class Idl:
         return TxnStatus.SUCCESS, None, real, warnings
 
 
-def _calc_mask(capacity: int) -> int:
-    mask = capacity // 2
-    for shift in (1, 2, 4, 8, 16, 32):
-        mask |= mask >> shift
-    return mask | (mask & 1) << 1
+class NeedExactSnapshot(Exception):
+    """A table's row order depends on tables the snapshot was not fetched with."""
 
 
-def idl_order(rows: list[Row]) -> list[Row]:
-    """Rows in the order vtep-ctl's IDL lists them, given the order the server sent them.
+def _refs(col: Column, target: str) -> tuple[bool, bool]:
+    """Whether the column's keys, and its values, refer to table *target*."""
+    t = col.type
+    return (t.key.ref_table == target,
+            t.value is not None and t.value.ref_table == target)
 
-    The IDL receives a table's rows as members of a JSON object, which it keeps in a hash
-    map of strings (so it meets them in that map's order), and files them in a hash map
-    keyed by the first 32 bits of their UUID, which it walks to list them. Rows this run
-    inserted join that map last. (Rows the IDL met first as the target of a reference
-    from another table are filed earlier by vtep-ctl; that is not modelled.)
+
+def depends_on_others(schema: Schema, monitor: dict[str, set[str]], target: str) -> bool:
+    """Whether vtep-ctl's IDL, monitoring *monitor* (table -> columns), can file rows of
+    *target* on meeting references to them: a monitored reference column into *target*,
+    or an unmonitored required one (its default value, the all-zero UUID, is a reference
+    the IDL follows too) in any monitored table. If not, the IDL files *target*'s rows in
+    the order it meets them in *target*'s own update alone."""
+    # Read from the schema's JSON: parsing every monitored table costs start-up time.
+    for tname, cols in monitor.items():
+        for cname, cj in schema.tables_json[tname]["columns"].items():
+            t = cj["type"]
+            if isinstance(t, str):
+                continue
+            bases = (t["key"], t.get("value"))
+            if any(isinstance(b, dict) and b.get("refTable") == target for b in bases) and (
+                    cname in cols or t.get("min", 1) > 0):
+                return True
+    return False
+
+
+class Layout:
+    """Where vtep-ctl's IDL files each table's rows, as the hash map insertions it makes.
+
+    The IDL keeps a table's rows in a hash map keyed by the first 32 bits of their UUID
+    and lists them by walking it, so where rows land within a bucket depends on the order
+    they were inserted in (and the doublings in between). The IDL inserts rows as it meets
+    them in the server's reply to its monitor request: tables, and each table's rows, in
+    the order it walks those JSON objects (string-keyed hash maps filled in the text's
+    order); and a row referred to from a row met earlier is inserted then, as a
+    placeholder (the all-zero UUID too, from an unmonitored required reference column).
+    Open vSwitch's ovsdb-server writes that reply sorted by name, ours in its tables'
+    order; either way `hwvtep ctl` sees the same text by asking the same question.
+
+    *data* is the reply's rows (table -> uuid -> row JSON), tables and rows in the order
+    of its text (a table without rows is not in the reply: nor in *data*). *exact*:
+    it answers vtep-ctl's own monitor request, *monitor* (table -> monitored columns), so
+    references can be followed as the IDL follows them; otherwise a table whose order
+    depends on other tables raises `NeedExactSnapshot`. ``history`` holds what happened to
+    the hash maps after the reply: (insert?, uuid) per table.
     """
-    from hwvtep.ovsdb.ovshash import hmap_order, ovs_hash_string
 
-    old = [(ovs_hash_string(r.uuid), r) for r in rows if not r.inserted]
-    filed = hmap_order(old) + [r for r in rows if r.inserted]
-    return hmap_order([(int(r.uuid[:8], 16), r) for r in filed])
+    def __init__(self, schema: Schema, monitor: dict[str, set[str]] | None,
+                 data: dict[str, dict[str, Any]], exact: bool) -> None:
+        self.schema = schema
+        self.monitor = monitor
+        self.data = data
+        self.exact = exact
+        self.history: dict[str, list[tuple[bool, str]]] = {}
+        self._filed: dict[str, list[str]] = {}
+
+    def events(self, table: str) -> list[tuple[bool, str]]:
+        filed = self._filed.get(table)
+        if filed is None:
+            filed = self._filed[table] = self._file(table)
+        return [*((True, u) for u in filed), *self.history.get(table, ())]
+
+    def _file(self, target: str) -> list[str]:
+        from hwvtep.ovsdb.ovshash import shash_order
+
+        monitor = self.monitor
+        if monitor is None or not depends_on_others(self.schema, monitor, target):
+            return shash_order(self.data.get(target, ()))
+        if not self.exact:
+            raise NeedExactSnapshot(target)
+        filed: list[str] = []
+        seen: set[str] = set()
+
+        def file(u: str) -> None:
+            if u not in seen:
+                seen.add(u)
+                filed.append(u)
+
+        for tname in shash_order(self.data):
+            t = self.schema.table(tname)
+            cols = monitor.get(tname, set())
+            refs = [(c, *_refs(c, target), c.name in cols) for c in t.sorted_columns]
+            refs = [r for r in refs if r[1] or r[2]]
+            if tname != target and not refs:
+                continue
+            rows = self.data[tname]
+            for u in shash_order(rows):
+                if tname == target:
+                    file(u)
+                raw = rows[u]
+                for c, keys, values, monitored in refs:
+                    j = raw.get(c.name) if monitored else None
+                    d = default_datum(c.type) if j is None else datum_from_json(c.type, j)
+                    for a in d[:c.type.n_max]:
+                        if c.type.value is None:
+                            file(a)
+                        else:
+                            if keys:
+                                file(a[0])
+                            if values:
+                                file(a[1])
+        return filed
 
 
 def _row_name(uuid: str) -> str:

@@ -1,9 +1,10 @@
 """`hwvtep ctl`: vtep-ctl's command line, on a snapshot fetched in one round trip.
 
 The run: parse the options and commands (errors before any connection, as vtep-ctl), let
-every command name the tables it needs, fetch them with one ``transact`` of ``select``s,
-run the commands on that snapshot (building the transaction), commit it with ``wait``
-operations on what the commands verified, and print. A failed verification or an
+every command name the tables it needs, fetch them with one ``monitor_cond`` that asks for
+the initial contents only (its reply, not a select's, shows the order vtep-ctl's IDL
+meets rows in), run the commands on that snapshot (building the transaction), commit it
+with ``wait`` operations on what the commands verified, and print. A failed verification or an
 unsatisfied ``wait-until`` runs the commands again on fresh data (waiting for a change
 through a ``monitor`` in the latter case), as vtep-ctl's try-again loop does.
 
@@ -28,7 +29,7 @@ from hwvtep.ctl.common import (
     env_timeout,
     parse_timeout,
 )
-from hwvtep.ctl.idl import Idl, TxnStatus
+from hwvtep.ctl.idl import Idl, Layout, NeedExactSnapshot, TxnStatus, depends_on_others
 from hwvtep.ctl.values import CtlError, Schema, SymbolTable
 
 TYPE_CHECKING = False
@@ -171,16 +172,27 @@ def escape_args(args: list[str]) -> str:
 
 class Runner:
     def __init__(self, opts: Options, commands: list[cmds.Command], env: cmds.Env,
-                 needs: cmds.Needs, db: str, comment: str) -> None:
+                 needs: cmds.Needs, db: str, comment: str,
+                 plan: cmds.Plan | None = None) -> None:
         self.opts = opts
         self.commands = commands
         self.env = env
         self.needs = needs
+        self.plan = plan if plan is not None else cmds.Plan()
         self.db = db
         self.comment = comment
         self.session: Any = None
         self.monitoring = False
         self.snapshot: dict[str, dict[str, Any]] = {}
+        # Fetch what vtep-ctl's IDL monitors, in its words, when the order of a table the
+        # run lists depends on the other tables (see idl.Layout); else what the run needs.
+        self.exact = any(depends_on_others(env.schema, self.plan.monitor, t)
+                         for t in self.plan.ordered)
+        self.layout = Layout(env.schema, self.plan.monitor, {}, False)
+        self._monitor_ids = 0
+        self.idl: Idl | None = None
+        self.waiting = False
+        self.live_monitor: Any = None  # the id of the monitor that sends updates
 
     def connect(self) -> None:
         """Connect to a server that will do (see `rpc.open_usable`) and fetch the snapshot
@@ -195,7 +207,7 @@ class Runner:
                     _LOG.log("stream_ssl", "err", f"{what} must be configured to use SSL")
         try:
             self.session, result, error = rpc.open_usable(
-                self.db, DB_NAME, "transact", self.fetch_params(), _log_ovsdb_cs)
+                self.db, DB_NAME, "monitor_cond", self.fetch_params(), _log_ovsdb_cs)
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
         self.store_snapshot(result, error)
@@ -208,50 +220,107 @@ class Runner:
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
 
-    def fetch_params(self) -> list[Any]:
-        """The ``transact`` that selects what the commands need."""
-        ops: list[Any] = [DB_NAME]
-        for t, cols in self.needs.items():
-            op: dict[str, Any] = {"op": "select", "table": t, "where": []}
+    def fetch_params(self, updates: bool = False) -> list[Any]:
+        """A ``monitor_cond`` for the initial contents (and with *updates*, the changes
+        after them) of what the commands need, or (exact) of what vtep-ctl's IDL monitors,
+        tables in the order it asks for them, with the columns the commands need on top.
+        """
+        # The server answers a monitor_cond with the text vtep-ctl's IDL would get, which
+        # decides the order the IDL lists rows in; a select's rows come sorted instead.
+        select = {"initial": True, "insert": updates, "delete": updates, "modify": updates}
+        monitor = self.plan.monitor
+        if self.exact:
+            from hwvtep.ovsdb.ovshash import shash_order
+
+            tables: list[str] = shash_order(sorted(set(monitor) | set(self.needs)))
+        else:
+            tables = list(self.needs)
+        reqs: dict[str, Any] = {}
+        for t in tables:
+            cols = self.needs.get(t, set())
+            req: dict[str, Any] = {"select": select}
             if cols is not None:
-                op["columns"] = ["_uuid", *sorted(cols)]
-            ops.append(op)
-        return ops
+                req["columns"] = sorted(cols | monitor.get(t, set()) if self.exact else cols)
+            reqs[t] = [req]
+        self._monitor_ids += 1
+        return [DB_NAME, ["hwvtep-ctl", self._monitor_ids], reqs]
 
     def fetch(self) -> None:
-        self.store_snapshot(*self._call("transact", self.fetch_params()))
+        self.store_snapshot(*self._call("monitor_cond", self.fetch_params()))
 
     def store_snapshot(self, result: Any, error: Any) -> None:
-        names = list(self.needs)
-        if error is not None or not isinstance(result, list) or len(result) != len(names):
+        if error is not None or not isinstance(result, dict):
             raise CtlError(f"{self.db}: database connection failed "
                            f"({_text(error if error is not None else result)})")
-        snap: dict[str, dict[str, Any]] = {}
-        for t, r in zip(names, result, strict=True):
-            if not isinstance(r, dict) or "rows" not in r:
-                raise CtlError(f"{self.db}: database connection failed ({_text(r)})")
-            snap[t] = {row["_uuid"][1]: row for row in r["rows"]}
+        # (in the reply's order: the IDL meets the tables in its walk of that object)
+        snap = {t: {u: ch.get("initial", _EMPTY) for u, ch in rows.items()}
+                for t, rows in result.items()}
+        if self.snapshot:
+            self.refile(snap, result)
+        else:
+            self.layout = Layout(self.env.schema, self.plan.monitor, dict(snap), self.exact)
+        for t in self.needs:
+            snap.setdefault(t, {})
         self.snapshot = snap
 
-    def start_monitor(self) -> None:
-        req = {t: ({"columns": sorted(c)} if c is not None else {})
-               for t, c in self.needs.items()}
-        result, error = self._call("monitor", [DB_NAME, None, req])
-        if error is not None or not isinstance(result, dict):
-            raise CtlError(f"{self.db}: database connection failed ({_text(error)})")
-        self.snapshot = {t: {} for t in self.needs}
-        self._apply_update(result)
-        self.monitoring = True
+    def refile(self, new: dict[str, dict[str, Any]], order: dict[str, Any]) -> None:
+        """The IDL's hash maps after it met these contents again: rows that are gone
+        leave, new ones are filed in the order the IDL would meet them (references to
+        them from other rows, which the IDL may meet first, are not followed here)."""
+        from hwvtep.ovsdb.ovshash import shash_order
 
-    def _apply_update(self, update: dict[str, Any]) -> None:
+        history = self.layout.history
+        for t in shash_order(order):
+            old = self.snapshot.get(t, _EMPTY)
+            rows = new.get(t, _EMPTY)
+            if any((u in rows) != (u in old) for u in order[t]):
+                history.setdefault(t, []).extend(
+                    (u in rows, u) for u in shash_order(order[t])
+                    if (u in rows) != (u in old))
+        for t, old in self.snapshot.items():
+            rows = new.get(t, _EMPTY)
+            listed = order.get(t, _EMPTY)
+            gone = [(False, u) for u in old if u not in rows and u not in listed]
+            if gone:
+                history.setdefault(t, []).extend(gone)
+
+    def start_monitor(self) -> None:
+        """Fetch again, and from then on hear of every change (vtep-ctl's IDL waits for
+        one before it runs the commands again)."""
+        params = self.fetch_params(updates=True)
+        self.store_snapshot(*self._call("monitor_cond", params))
+        self.monitoring = True
+        self.live_monitor = params[1]
+
+    def apply_update2(self, update: dict[str, Any]) -> None:
+        """An ``update2`` notification: rows inserted, deleted, or modified by a diff."""
+        from hwvtep.ctl.values import datum_from_json, datum_to_json, default_datum
+
+        new = dict(self.snapshot)
+        schema = self.env.schema
         for t, rows in update.items():
-            dst = self.snapshot.setdefault(t, {})
+            dst = new[t] = dict(new.get(t, _EMPTY))
             for uuid, change in rows.items():
-                new = change.get("new")
-                if new is None:
+                if "delete" in change:
                     dst.pop(uuid, None)
-                else:
-                    dst[uuid] = new
+                    continue
+                row = change.get("insert", change.get("initial"))
+                if row is not None:
+                    dst[uuid] = row
+                    continue
+                row = dst[uuid] = dict(dst.get(uuid, _EMPTY))
+                table = schema.table(t)
+                for name, diff in (change.get("modify") or {}).items():
+                    col = table.columns.get(name)
+                    if col is None:  # _version
+                        row[name] = diff
+                        continue
+                    typ = col.type
+                    old = datum_from_json(typ, row[name]) if name in row else default_datum(
+                        typ)
+                    row[name] = datum_to_json(typ, _apply_diff(typ, old, diff))
+        self.refile(new, update)
+        self.snapshot = new
 
     def wait_for_change(self) -> None:
         from hwvtep.ctl import rpc
@@ -259,15 +328,16 @@ class Runner:
         try:
             while True:
                 msg = self.session.wait_notification()
-                if msg.get("method") == "update":
-                    params = msg.get("params") or [None, {}]
-                    self._apply_update(params[1])
+                params = msg.get("params")
+                if (msg.get("method") == "update2" and isinstance(params, list)
+                        and len(params) == 2 and params[0] == self.live_monitor):
+                    self.apply_update2(params[1])
                     return
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
 
     def make_idl(self) -> Idl:
-        idl = Idl(self.env.schema, DB_NAME)
+        idl = Idl(self.env.schema, DB_NAME, self.layout)
         schema = self.env.schema
         from hwvtep.ctl.idl import Row
 
@@ -281,17 +351,44 @@ class Runner:
     def run(self) -> None:
         self.connect()
         while True:
-            done = self.try_once()
+            self.idl = None
+            try:
+                done = self.try_once()
+            except NeedExactSnapshot:
+                # vtep-ctl meets this table's rows through other tables: ask what it asks.
+                self.exact = True
+                self.snapshot = {}
+                if self.monitoring:
+                    self.start_monitor()
+                else:
+                    self.fetch()
+                continue
             if done:
                 return
-            if self.monitoring:
+            self.forget_txn()
+            if self.waiting and not self.monitoring:
+                self.start_monitor()
+            elif self.monitoring:
                 self.wait_for_change()
             else:
                 self.fetch()
 
+    def forget_txn(self) -> None:
+        """The IDL's hash maps after a try: the rows it inserted were filed, then taken
+        out again with the transaction."""
+        idl = self.idl
+        if idl is None:
+            return
+        history = self.layout.history
+        for t, events in idl.txn_events.items():
+            rows = idl.tables.get(t, {})
+            history.setdefault(t, []).extend(
+                [*events, *((False, u) for u, r in rows.items() if r.inserted)])
+
     def try_once(self) -> bool:
         """Run the commands and commit; False if they must run again on fresher data."""
-        idl = self.make_idl()
+        idl = self.idl = self.make_idl()
+        self.waiting = False
         symtab = SymbolTable()
         ctx = cmds.Context(self.env, idl, symtab)
         gl = idl.first("Global")
@@ -313,9 +410,7 @@ class Runner:
                 c.syntax.run(ctx)
             c.table = ctx.table
             if ctx.try_again:
-                if not self.monitoring:
-                    self.start_monitor()
-                    return self.try_once()
+                self.waiting = True
                 return False
         for name, sym in symtab.symbols.items():
             if not sym.created:
@@ -352,6 +447,27 @@ class Runner:
                 ctx.set_command(c, False)
                 c.syntax.post(ctx, real)
         return True
+
+
+def _apply_diff(typ: Any, old: Any, diff: Any) -> Any:
+    """A column's value after an update2 ``modify`` diff (RFC 7047 extension): the new
+    value of a single-valued column; the symmetric difference of a set; for a map, a key
+    whose value the diff repeats leaves, one with another value gets it, a new one joins.
+    """
+    from hwvtep.ctl.values import datum_from_json
+
+    change = datum_from_json(typ, diff)
+    if typ.value is None:
+        if typ.n_min == 1 and typ.n_max == 1:
+            return change
+        return tuple(sorted(set(old) ^ set(change)))
+    pairs = dict(old)
+    for k, v in change:
+        if pairs.get(k, _EMPTY) == v:
+            del pairs[k]
+        else:
+            pairs[k] = v
+    return tuple(sorted(pairs.items()))
 
 
 def _text(j: Any) -> str:
@@ -393,6 +509,20 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 _LOG = Log()
+_EMPTY: dict[str, Any] = {}
+
+
+def prerequisites(env: cmds.Env, commands: list[cmds.Command]
+                  ) -> tuple[cmds.Needs, cmds.Plan]:
+    """What the commands need fetched, and what vtep-ctl's IDL would monitor for them."""
+    needs: cmds.Needs = {"Global": None}
+    plan = cmds.Plan()
+    for c in commands:
+        if c.syntax.pre is not None:
+            ctx = cmds.Context(env, None, None, needs, plan)
+            ctx.set_command(c, False)
+            c.syntax.pre(ctx)
+    return needs, plan
 
 
 def run(argv: list[str], prog_args: list[str]) -> int:
@@ -413,14 +543,9 @@ def run(argv: list[str], prog_args: list[str]) -> int:
     row_ids: dict[str, tuple[cmds.RowId, ...]] = {
         t: (cmds.RowId(c),) for t, c in vtep.VTEP_ROW_IDS.items()}
     env = cmds.Env(schema, row_ids, SHOW_TABLES, log_warn, isatty)
-    needs: cmds.Needs = {"Global": None}
-    for c in commands:
-        if c.syntax.pre is not None:
-            ctx = cmds.Context(env, None, None, needs)
-            ctx.set_command(c, False)
-            c.syntax.pre(ctx)
+    needs, plan = prerequisites(env, commands)
     db = opts.db or os.environ.get("HWVTEP_DB") or default_db()
-    runner = Runner(opts, commands, env, needs, db, f"{PROGRAM}: {args}")
+    runner = Runner(opts, commands, env, needs, db, f"{PROGRAM}: {args}", plan)
     runner.run()
     print_outputs(commands, opts)
     return 0

@@ -113,10 +113,18 @@ class View:
 
     # --- building ----------------------------------------------------------------------
 
+    def _named_rows(self, table: str) -> list[Row]:
+        """The table's rows; in vtep-ctl's order if two share a name (it keeps the first
+        one it meets and warns about the others in that order)."""
+        rows = list(self.idl.rows_unordered(table))
+        if len({r.string("name") for r in rows}) < len(rows):
+            return list(self.idl.rows(table))
+        return rows
+
     def lsw(self) -> dict[str, LSwitch]:
         if self.lswitches is None:
             self.lswitches = {}
-            for row in self.idl.rows("Logical_Switch"):
+            for row in self._named_rows("Logical_Switch"):
                 name = row.string("name")
                 if name in self.lswitches:
                     self.warn(f"{name}: database contains duplicate logical switch name")
@@ -127,7 +135,7 @@ class View:
     def lrs(self) -> dict[str, Row]:
         if self.lrouters is None:
             self.lrouters = {}
-            for row in self.idl.rows("Logical_Router"):
+            for row in self._named_rows("Logical_Router"):
                 name = row.string("name")
                 if name in self.lrouters:
                     self.warn(f"{name}: database contains duplicate logical router name")
@@ -285,7 +293,7 @@ class View:
         assert gl is not None
         idl = self.idl
         idl.verify(gl, gl.table.columns["switches"])
-        for ps_row in idl.rows("Physical_Switch"):
+        for ps_row in idl.rows_unordered("Physical_Switch"):
             idl.verify(ps_row, ps_row.table.columns["ports"])
         self.verified_ports = True
 
@@ -851,12 +859,25 @@ _MAC = {"Logical_Switch": _LS_COLS,
         "Tunnel": ("local", "remote")}
 _MGR = {"Manager": ("target", "inactivity_probe")}
 
+# What vtep-ctl's IDL monitors for these commands (its pre_get_info and pre_manager):
+# more than they read, which decides where it files rows (see idl.Layout).
+_GET_INFO = {"Global": ("switches",), "Physical_Switch": ("name", "ports", "tunnels"),
+             "Physical_Port": ("name", "vlan_bindings"), "Logical_Router": ("name",),
+             **{t: c for t, c in _MAC.items() if t != "Logical_Switch"},
+             "Logical_Switch": _LS_COLS}
+_MANAGER_INFO = {"Global": ("managers",), **_MGR}
+
 
 def _pre(*parts: Mapping[str, Sequence[str]]) -> Any:
+    monitor = _MANAGER_INFO if parts == (_MGR,) else _GET_INFO
+
     def pre(ctx: Context) -> None:
         for part in parts:
             for table, cols in part.items():
                 ctx.need(table, tuple(cols))
+        # (every table these columns refer to is in the set already)
+        for table, cols in monitor.items():
+            ctx.plan.monitor.setdefault(table, set()).update(cols)
     return pre
 
 
