@@ -10,12 +10,15 @@ every step's stdout, stderr and exit status compared.
 
 from __future__ import annotations
 
+import json
+import random
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from srvhelp import HWVTEP, RunningServer, needs_ovs
+from srvhelp import HWVTEP, Rpc, RunningServer, needs_ovs
 from test_ctl_vtep import (
     KINDS,
     Step,
@@ -373,24 +376,158 @@ def test_several_rows(servers: dict[str, RunningServer], kind: str) -> None:
     assert_same(on(servers, kind), steps)
 
 
-def test_row_order_same_as_vtep_ctl_on_the_same_database(
-        servers: dict[str, RunningServer]) -> None:
-    """Both tools read the same rows: they list them in the same order (vtep-ctl's IDL
-    order, which `hwvtep ctl` reproduces for rows as our server sends them).
+def _fill_for_row_order(srv: RunningServer, seed: int) -> list[str]:
+    """Some 330 rows in six tables, written over several transactions with deletions in
+    between (so that the servers' tables have a history): logical switches and routers,
+    physical switches whose ports bind VLANs to switches (Global refers to the physical
+    switches), remote MACs on switches and locators. Returns the switches' names."""
+    rng = random.Random(seed)
+    reset(srv)
+    with Rpc(str(srv.sock)) as rpc:
+        def txn(*ops: Any) -> list[Any]:
+            reply = rpc.call("transact", ["hardware_vtep", *ops])
+            assert reply.get("error") is None and all(
+                "error" not in r for r in reply["result"]), reply
+            return reply["result"]  # type: ignore[no-any-return]
 
-    Not on Open vSwitch's ovsdb-server: vtep-ctl meets the rows in the order of the
-    server's JSON object of rows (its own hash order), `hwvtep ctl` in the order of a
-    select's array, and rows sharing a hash bucket can come out swapped."""
+        def delete(table: str, uuids: list[str]) -> None:
+            txn(*[{"op": "delete", "table": table,
+                   "where": [["_uuid", "==", ["uuid", u]]]} for u in uuids])
+
+        switches: dict[str, str] = {}
+        routers: list[str] = []
+        for b in range(5):
+            names = [f"ls{b}_{i}" for i in range(30)]
+            res = txn(*[{"op": "insert", "table": "Logical_Switch",
+                         "row": {"name": n, "tunnel_key": 100 * b + i}}
+                        for i, n in enumerate(names)])
+            switches.update((n, r["uuid"][1]) for n, r in zip(names, res, strict=True))
+            gone = rng.sample(sorted(switches), 7)
+            delete("Logical_Switch", [switches.pop(n) for n in gone])
+            res = txn(*[{"op": "insert", "table": "Logical_Router", "row": {"name": f"lr{b}_{i}"}}
+                        for i in range(15)])
+            routers += [r["uuid"][1] for r in res]
+            delete("Logical_Router", [routers.pop(rng.randrange(len(routers))) for _ in range(4)])
+        ls_uuids = sorted(switches.values())
+        for b in range(3):
+            ops: list[Any] = []
+            for i in range(8):
+                ports = []
+                for j in range(rng.randrange(5)):
+                    ports.append(["named-uuid", f"p{i}_{j}"])
+                    bindings = [[vlan, ["uuid", rng.choice(ls_uuids)]]
+                                for vlan in range(rng.randrange(3))]
+                    ops.append({"op": "insert", "table": "Physical_Port",
+                                "uuid-name": f"p{i}_{j}",
+                                "row": {"name": f"p{b}_{i}_{j}",
+                                        "vlan_bindings": ["map", bindings]}})
+                ops.append({"op": "insert", "table": "Physical_Switch", "uuid-name": f"s{i}",
+                            "row": {"name": f"ps{b}_{i}", "ports": ["set", ports]}})
+            ops.append({"op": "mutate", "table": "Global", "where": [], "mutations": [
+                ["switches", "insert", ["set", [["named-uuid", f"s{i}"] for i in range(8)]]]]})
+            txn(*ops)
+            ops = [{"op": "insert", "table": "Physical_Locator", "uuid-name": "loc",
+                    "row": {"dst_ip": f"10.0.0.{b}", "encapsulation_type": "vxlan_over_ipv4"}}]
+            ops += [{"op": "insert", "table": "Ucast_Macs_Remote",
+                     "row": {"MAC": f"00:00:00:00:{b:02x}:{i:02x}",
+                             "logical_switch": ["uuid", rng.choice(ls_uuids)],
+                             "locator": ["named-uuid", "loc"]}} for i in range(30)]
+            macs = [r["uuid"][1] for r in txn(*ops)[1:]]
+            delete("Ucast_Macs_Remote", rng.sample(macs, 5))
+    return sorted(switches)
+
+
+# (vtep-ctl's own order shows in these outputs; each must come out the same from both
+# tools reading the same database)
+ROW_ORDER_STEPS: list[Step] = [
+    ["list", "Logical_Router"],
+    ["--columns=name", "find", "Logical_Switch"],
+    ["--columns=name,tunnel_key", "find", "Logical_Switch", "tunnel_key>150"],
+    ["--format=table", "list", "Logical_Switch"],
+    ["--format=csv", "--columns=_uuid,name,vlan_bindings", "list", "Physical_Port"],
+    ["--bare", "--columns=MAC,logical_switch", "list", "Ucast_Macs_Remote"],
+    ["--columns=name", "list", "Physical_Switch", "--", "--columns=name", "list",
+     "Physical_Port"],
+    # the IDL meets logical switches first through the MACs, and physical ports through
+    # the physical switches, when it monitors those (as for the vtep commands)
+    ["list-ls", "--", "--columns=name", "list", "Logical_Switch"],
+    ["list-ps", "--", "--columns=name", "find", "Physical_Port"],
+    ["list-ps", "--", "--columns=dst_ip", "list", "Physical_Locator"],
+    ["show", "--", "--columns=name", "list", "Physical_Port"],
+    # an unmonitored required reference: the IDL follows its default, the zero UUID
+    ["--columns=MAC", "list", "Ucast_Macs_Remote", "--", "--columns=name", "list",
+     "Logical_Switch"],
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_row_order_same_as_vtep_ctl_on_the_same_database(
+        servers: dict[str, RunningServer], kind: str) -> None:
+    """Both tools read the same rows: they list them in the same order, vtep-ctl's IDL
+    order, on our server and on Open vSwitch's (which sends them in another order).
+
+    Several databases of some 330 rows, so that many rows share hash buckets; also rows
+    the run inserts and deletes itself (with fixed UUIDs, in a dry run)."""
+    srv = on(servers, kind)
+    for seed in (1, 2, 3):
+        switches = _fill_for_row_order(srv, seed)
+        steps = [*ROW_ORDER_STEPS,
+                 ["--dry-run", "--", f"--id={U1}", "create", "Logical_Switch", "name=new1",
+                  "--", f"--id={U2}", "create", "Logical_Switch", "name=new2",
+                  "--", "destroy", "Logical_Switch", switches[0], "new1",
+                  "--", "--columns=name", "find", "Logical_Switch"]]
+        for args in steps:
+            ours = run_tool(srv, "hwvtep", args, raw=True)
+            assert ours == run_tool(srv, "vtep-ctl", args, raw=True), (seed, args)
+            assert ours[2] == 0 and ours[0].count("\n") > 20, (seed, args, ours)
+
+
+MONITOR_CASES = [
+    ["list-ps"], ["get-manager"], ["show"], ["list", "Logical_Switch"],
+    ["--columns=name", "find", "Logical_Switch", "tunnel_key>1"],
+    ["list", "Ucast_Macs_Remote"], ["--columns=MAC", "list", "Ucast_Macs_Remote"],
+    ["get", "Physical_Port", "p", "vlan_bindings", "name"],
+    ["set", "Physical_Switch", "s", "description=x", "--", "clear", "Logical_Switch", "l",
+     "other_config"],
+    ["add", "Global", ".", "managers", "@m", "--", "--id=@m", "create", "Manager",
+     "target=x"],
+    ["remove", "Physical_Switch", "s", "ports", "x", "--", "destroy", "Manager", "m"],
+    ["wait-until", "Logical_Switch", "l", "tunnel_key=1", "--", "list-ls"],
+    ["list", "Physical_Switch", "--", "list", "Physical_Port", "--", "comment", "x"],
+]
+
+
+@pytest.mark.parametrize("args", MONITOR_CASES, ids=" ".join)
+def test_monitors_what_vtep_ctl_monitors(servers: dict[str, RunningServer],
+                                         args: list[str]) -> None:
+    """Where vtep-ctl's IDL files rows depends on what it monitors (references in the
+    monitored columns, defaults of the others): `hwvtep ctl` works that out from the
+    commands as vtep-ctl's prerequisites do. Compared with the monitor request vtep-ctl
+    sends (for a server without these rows, so that it gives up at once where it waits),
+    and, where `hwvtep ctl` asks for the same, its tables in the same order."""
+    from hwvtep.ctl import commands as cmds
+    from hwvtep.ctl import main as ctl
+    from hwvtep.ctl.values import Schema
+
     srv = servers["hwvtep"]
     reset(srv)
-    for i in range(12):
-        run_tool(srv, "vtep-ctl", ["add-lr", f"lr{i}"])
-        run_tool(srv, "vtep-ctl", ["add-ls", f"ls{i}"])
-    run_tool(srv, "vtep-ctl", ["set", "Logical_Switch", "ls3", "tunnel_key=3"])
-    for args in (["list", "Logical_Router"], ["--columns=name", "find", "Logical_Switch"],
-                 ["--columns=name", "find", "Logical_Switch", "name!=ls5"],
-                 ["--format=table", "list", "Logical_Switch"]):
-        assert run_tool(srv, "hwvtep", args) == run_tool(srv, "vtep-ctl", args), args
+    cp = subprocess.run(["vtep-ctl", "-vjsonrpc:dbg", "-t", "1", f"--db={srv.unix}", *args],
+                        capture_output=True, text=True, env=srv.env, timeout=30)
+    sent = [line for line in cp.stderr.splitlines()
+            if 'method="monitor_cond_since"' in line and '"hardware_vtep"' in line]
+    assert sent, cp.stderr
+    request = json.loads(sent[0].split("params=", 1)[1].rsplit(", id=", 1)[0])[2]
+    theirs = {t: sorted(r[0]["columns"]) for t, r in request.items()}
+    schema = Schema(ctl._bundled_schema())
+    env = cmds.Env(schema, {t: (cmds.RowId(c),) for t, c in ctl.vtep.VTEP_ROW_IDS.items()},
+                   ctl.SHOW_TABLES, lambda m, s: None, False)
+    opts, rest = ctl.parse_options(list(args), ctl.Log())
+    commands = cmds.parse_commands(rest, opts.local)
+    needs, plan = ctl.prerequisites(env, commands)
+    assert {t: sorted(c) for t, c in plan.monitor.items()} == theirs
+    runner = ctl.Runner(opts, commands, env, needs, "", "", plan)
+    runner.exact = True
+    assert list(runner.fetch_params()[2]) == list(request)
 
 
 # Hex letters in the first digits, so that an upper-case prefix differs from the UUID's.
