@@ -32,9 +32,16 @@ class LocalSession:
         self.requests: list[tuple[str, Any]] = []
         self.before_commit: list[Any] = []  # transactions to slip in before a commit
 
+    def send_many(self, requests: list[tuple[str, list[Any]]]) -> list[Any]:
+        self._replies = [self.call(m, p) for m, p in requests]
+        return list(range(len(requests)))
+
+    def wait_reply(self, rid: int) -> tuple[Any, Any]:
+        return self._replies[rid]
+
     def call(self, method: str, params: list[Any]) -> tuple[Any, Any]:
         self.requests.append((method, params))
-        if method == "monitor_cond":  # the snapshot: initial contents only
+        if method == "monitor_cond":  # (the tables whose row order shows)
             monitor = create_monitor(self.db.schema, method, params)
             return monitor.reply(self.db.tables), None
         assert method == "transact"
@@ -74,22 +81,26 @@ def run(db: Database, *argv: str, session: LocalSession | None = None
     runner = ctl.Runner(opts, commands, env, needs, "local", "vtep-ctl: test", plan)
     runner.session = sess
     runner.fetch()
-    while not runner.try_once():
-        runner.fetch()
+    runner.loop()
     text = "".join(format_table(c.table, opts.style) if c.table is not None
                    else "".join(c.output) for c in commands)
     return text, sess
 
 
 def commits(sess: LocalSession) -> list[list[Any]]:
-    return [p for m, p in sess.requests if m == "transact"]
+    return [p for m, p in sess.requests
+            if m == "transact" and any(op.get("op") != "select" for op in p[1:])]
 
 
 def test_reads_send_no_transaction(db: Database) -> None:
     out, sess = run(db, "list-ps", "--", "list-ls")
     assert out == ""
     assert commits(sess) == []
-    assert [m for m, _ in sess.requests] == ["monitor_cond"]  # one round trip
+    # one round trip of selects: no row order shows in these commands' output
+    assert [m for m, _ in sess.requests] == ["transact"]
+    _, sess = run(db, "list-ls", "--", "--columns=name", "find", "Logical_Router")
+    assert [m for m, _ in sess.requests] == ["monitor_cond", "transact"]
+    assert list(sess.requests[0][1][2]) == ["Logical_Router"]
 
 
 def test_add_ps_verifies_global_switches_and_names_new_rows(db: Database) -> None:

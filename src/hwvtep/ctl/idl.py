@@ -135,6 +135,11 @@ class Idl:
         rows = self.tables.get(table)
         if not rows:
             return
+        if len(rows) == 1:  # (Global, say: at most one row)
+            only = next(iter(rows.values()))
+            if not only.deleted:
+                yield only
+            return
         events = self.txn_events.get(table, ())
         cached = self._order.get(table)
         if cached is None or cached[0] != len(events):
@@ -408,7 +413,8 @@ class Idl:
 
 
 class NeedExactSnapshot(Exception):
-    """A table's row order depends on tables the snapshot was not fetched with."""
+    """The order of a table's rows (``args[0]``) needs what the snapshot was not fetched
+    with: the table's own monitor reply, or vtep-ctl's whole monitor request."""
 
 
 def _refs(col: Column, target: str) -> tuple[bool, bool]:
@@ -451,23 +457,28 @@ class Layout:
     order; either way `hwvtep ctl` sees the same text by asking the same question.
 
     *data* is the reply's rows (table -> uuid -> row JSON), tables and rows in the order
-    of its text (a table without rows is not in the reply: nor in *data*). *exact*:
-    it answers vtep-ctl's own monitor request, *monitor* (table -> monitored columns), so
-    references can be followed as the IDL follows them; otherwise a table whose order
-    depends on other tables raises `NeedExactSnapshot`. ``history`` holds what happened to
-    the hash maps after the reply: (insert?, uuid) per table.
+    of its text (a table without rows is not in the reply: nor in *data*), for the tables
+    in *fetched* (None: every table). *exact*: it answers vtep-ctl's own monitor request,
+    *monitor* (table -> monitored columns), so references can be followed as the IDL
+    follows them. The order of a table not fetched so, or (if not *exact*) whose order
+    depends on other tables, raises `NeedExactSnapshot`. ``history`` holds what happened
+    to the hash maps after the reply: (insert?, uuid) per table.
     """
 
     def __init__(self, schema: Schema, monitor: dict[str, set[str]] | None,
-                 data: dict[str, dict[str, Any]], exact: bool) -> None:
+                 data: dict[str, dict[str, Any]], exact: bool,
+                 fetched: set[str] | None = None) -> None:
         self.schema = schema
         self.monitor = monitor
         self.data = data
         self.exact = exact
+        self.fetched = fetched
         self.history: dict[str, list[tuple[bool, str]]] = {}
         self._filed: dict[str, list[str]] = {}
 
     def events(self, table: str) -> list[tuple[bool, str]]:
+        if self.fetched is not None and table not in self.fetched:
+            raise NeedExactSnapshot(table)
         filed = self._filed.get(table)
         if filed is None:
             filed = self._filed[table] = self._file(table)

@@ -1,10 +1,11 @@
 """`hwvtep ctl`: vtep-ctl's command line, on a snapshot fetched in one round trip.
 
 The run: parse the options and commands (errors before any connection, as vtep-ctl), let
-every command name the tables it needs, fetch them with one ``monitor_cond`` that asks for
-the initial contents only (its reply, not a select's, shows the order vtep-ctl's IDL
-meets rows in), run the commands on that snapshot (building the transaction), commit it
-with ``wait`` operations on what the commands verified, and print. A failed verification or an
+every command name the tables it needs, fetch them in one round trip (a ``monitor_cond``
+for the tables whose row order shows: its reply, not a select's, has the order vtep-ctl's
+IDL meets rows in; ``select``s for the rest), run the commands on that snapshot (building
+the transaction), commit it with ``wait`` operations on what the commands verified, and
+print. A failed verification or an
 unsatisfied ``wait-until`` runs the commands again on fresh data (waiting for a change
 through a ``monitor`` in the latter case), as vtep-ctl's try-again loop does.
 
@@ -190,13 +191,15 @@ class Runner:
                          for t in self.plan.ordered)
         self.layout = Layout(env.schema, self.plan.monitor, {}, False)
         self._monitor_ids = 0
+        # the tables fetched with a monitor_cond, not a select (unless exact: all)
+        self.in_order = set(self.plan.ordered)
         self.idl: Idl | None = None
         self.waiting = False
         self.live_monitor: Any = None  # the id of the monitor that sends updates
 
     def connect(self) -> None:
-        """Connect to a server that will do (see `rpc.open_usable`) and fetch the snapshot
-        in the same round trip."""
+        """Connect to a server that will do (see `rpc.open_usable_many`) and fetch the
+        snapshot in the same round trip."""
         from hwvtep.ctl import rpc
 
         if any(t.strip().startswith("ssl:") for t in self.db.split(",")):
@@ -205,12 +208,13 @@ class Runner:
                                 (o.ca_cert, "CA certificate")):
                 if not value:
                     _LOG.log("stream_ssl", "err", f"{what} must be configured to use SSL")
+        requests = self.fetch_requests()
         try:
-            self.session, result, error = rpc.open_usable(
-                self.db, DB_NAME, "monitor_cond", self.fetch_params(), _log_ovsdb_cs)
+            self.session, replies = rpc.open_usable_many(self.db, DB_NAME, requests,
+                                                         _log_ovsdb_cs)
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
-        self.store_snapshot(result, error)
+        self.store_snapshot(requests, replies)
 
     def _call(self, method: str, params: list[Any]) -> tuple[Any, Any]:
         from hwvtep.ctl import rpc
@@ -220,45 +224,91 @@ class Runner:
         except rpc.ConnectionFailed as e:
             raise CtlError(f"{self.db}: database connection failed ({e})") from None
 
-    def fetch_params(self, updates: bool = False) -> list[Any]:
-        """A ``monitor_cond`` for the initial contents (and with *updates*, the changes
-        after them) of what the commands need, or (exact) of what vtep-ctl's IDL monitors,
-        tables in the order it asks for them, with the columns the commands need on top.
-        """
-        # The server answers a monitor_cond with the text vtep-ctl's IDL would get, which
-        # decides the order the IDL lists rows in; a select's rows come sorted instead.
-        select = {"initial": True, "insert": updates, "delete": updates, "modify": updates}
+    def _call_many(self, requests: list[tuple[str, list[Any]]]) -> list[tuple[Any, Any]]:
+        from hwvtep.ctl import rpc
+
+        try:
+            rids = self.session.send_many(requests)
+            return [self.session.wait_reply(rid) for rid in rids]
+        except rpc.ConnectionFailed as e:
+            raise CtlError(f"{self.db}: database connection failed ({e})") from None
+
+    def fetch_requests(self, updates: bool = False) -> list[tuple[str, list[Any]]]:
+        """What fetches the snapshot, in one round trip: a ``monitor_cond`` of the tables
+        whose row order shows (those the run lists; all of them with *updates*, to hear
+        of changes later), and a ``transact`` selecting the others. Exact: the
+        ``monitor_cond`` vtep-ctl's IDL sends (its tables, in its order) with the columns
+        the commands need on top."""
+        # The server answers a monitor_cond with the text vtep-ctl's IDL gets, which decides
+        # the order the IDL lists rows in; a select's rows come in another order (sorted by
+        # every column from Open vSwitch's server), but a select costs less, and Open
+        # vSwitch's server can take tens of milliseconds to set up a monitor.
         monitor = self.plan.monitor
         if self.exact:
             from hwvtep.ovsdb.ovshash import shash_order
 
             tables: list[str] = shash_order(sorted(set(monitor) | set(self.needs)))
         else:
-            tables = list(self.needs)
-        reqs: dict[str, Any] = {}
-        for t in tables:
-            cols = self.needs.get(t, set())
-            req: dict[str, Any] = {"select": select}
-            if cols is not None:
-                req["columns"] = sorted(cols | monitor.get(t, set()) if self.exact else cols)
-            reqs[t] = [req]
-        self._monitor_ids += 1
-        return [DB_NAME, ["hwvtep-ctl", self._monitor_ids], reqs]
+            tables = [t for t in self.needs if updates or t in self.in_order]
+        requests: list[tuple[str, list[Any]]] = []
+        if tables:
+            reqs: dict[str, Any] = {}
+            for t in tables:
+                cols = self.needs.get(t, set())
+                if cols is None:
+                    reqs[t] = [{}]
+                else:
+                    reqs[t] = [{"columns": sorted(cols | monitor.get(t, set())
+                                                  if self.exact else cols)}]
+            self._monitor_ids += 1
+            requests.append(
+                ("monitor_cond", [DB_NAME, ["hwvtep-ctl", self._monitor_ids], reqs]))
+        ops: list[Any] = [DB_NAME]
+        for t, cols in self.needs.items():
+            if t not in tables:
+                op: dict[str, Any] = {"op": "select", "table": t, "where": []}
+                if cols is not None:
+                    op["columns"] = ["_uuid", *sorted(cols)]
+                ops.append(op)
+        if len(ops) > 1:
+            requests.append(("transact", ops))
+        return requests
 
-    def fetch(self) -> None:
-        self.store_snapshot(*self._call("monitor_cond", self.fetch_params()))
+    def fetch(self, updates: bool = False) -> None:
+        requests = self.fetch_requests(updates)
+        self.store_snapshot(requests, self._call_many(requests))
+        if updates:
+            self.monitoring = True
+            self.live_monitor = requests[0][1][1]
 
-    def store_snapshot(self, result: Any, error: Any) -> None:
-        if error is not None or not isinstance(result, dict):
-            raise CtlError(f"{self.db}: database connection failed "
-                           f"({_text(error if error is not None else result)})")
-        # (in the reply's order: the IDL meets the tables in its walk of that object)
-        snap = {t: {u: ch.get("initial", _EMPTY) for u, ch in rows.items()}
-                for t, rows in result.items()}
-        if self.snapshot:
-            self.refile(snap, result)
-        else:
-            self.layout = Layout(self.env.schema, self.plan.monitor, dict(snap), self.exact)
+    def store_snapshot(self, requests: list[tuple[str, list[Any]]],
+                       replies: list[tuple[Any, Any]]) -> None:
+        snap: dict[str, dict[str, Any]] = {}
+        for (method, params), (result, error) in zip(requests, replies, strict=True):
+            if error is not None or not isinstance(
+                    result, dict if method == "monitor_cond" else list):
+                raise CtlError(f"{self.db}: database connection failed "
+                               f"({_text(error if error is not None else result)})")
+            if isinstance(result, dict):
+                # (in the reply's order: the IDL meets the tables in its walk of it)
+                snap = {t: {u: ch.get("initial", _EMPTY) for u, ch in rows.items()}
+                        for t, rows in result.items()}
+                fetched = set(params[2])
+                if self.snapshot:
+                    self.refile(snap, result)
+                else:
+                    self.layout = Layout(self.env.schema, self.plan.monitor, dict(snap),
+                                         self.exact, fetched)
+                continue
+            selected = [op["table"] for op in params[1:]]
+            if len(result) != len(selected):
+                raise CtlError(f"{self.db}: database connection failed ({_text(result)})")
+            for t, r in zip(selected, result, strict=True):
+                if not isinstance(r, dict) or "rows" not in r:
+                    raise CtlError(f"{self.db}: database connection failed ({_text(r)})")
+                snap[t] = {row["_uuid"][1]: row for row in r["rows"]}
+        if requests[0][0] != "monitor_cond":
+            self.layout = Layout(self.env.schema, self.plan.monitor, {}, False, set())
         for t in self.needs:
             snap.setdefault(t, {})
         self.snapshot = snap
@@ -270,6 +320,7 @@ class Runner:
         from hwvtep.ovsdb.ovshash import shash_order
 
         history = self.layout.history
+        fetched = self.layout.fetched
         for t in shash_order(order):
             old = self.snapshot.get(t, _EMPTY)
             rows = new.get(t, _EMPTY)
@@ -278,6 +329,8 @@ class Runner:
                     (u in rows, u) for u in shash_order(order[t])
                     if (u in rows) != (u in old))
         for t, old in self.snapshot.items():
+            if fetched is not None and t not in fetched:
+                continue
             rows = new.get(t, _EMPTY)
             listed = order.get(t, _EMPTY)
             gone = [(False, u) for u in old if u not in rows and u not in listed]
@@ -287,10 +340,7 @@ class Runner:
     def start_monitor(self) -> None:
         """Fetch again, and from then on hear of every change (vtep-ctl's IDL waits for
         one before it runs the commands again)."""
-        params = self.fetch_params(updates=True)
-        self.store_snapshot(*self._call("monitor_cond", params))
-        self.monitoring = True
-        self.live_monitor = params[1]
+        self.fetch(updates=True)
 
     def apply_update2(self, update: dict[str, Any]) -> None:
         """An ``update2`` notification: rows inserted, deleted, or modified by a diff."""
@@ -350,13 +400,21 @@ class Runner:
 
     def run(self) -> None:
         self.connect()
+        self.loop()
+
+    def loop(self) -> None:
+        """Run the commands until they are done (vtep-ctl's try-again loop)."""
         while True:
             self.idl = None
             try:
                 done = self.try_once()
-            except NeedExactSnapshot:
-                # vtep-ctl meets this table's rows through other tables: ask what it asks.
-                self.exact = True
+            except NeedExactSnapshot as e:
+                # The order of this table's rows matters after all: fetch it so that it
+                # shows, and if vtep-ctl meets them through other tables, ask what it asks.
+                table = e.args[0]
+                if depends_on_others(self.env.schema, self.plan.monitor, table):
+                    self.exact = True
+                self.in_order.add(table)
                 self.snapshot = {}
                 if self.monitoring:
                     self.start_monitor()

@@ -304,9 +304,18 @@ def server_problem(db_name: str, result: Any, error: Any) -> str | None:
 
 def open_usable(db: str, db_name: str, method: str, params: list[Any],
                 info: Callable[[str], None]) -> tuple[Session, Any, Any]:
-    """A session to the first remote in *db* that will do, and its reply to the request.
+    """A session to the first remote in *db* that will do, and its reply to the request
+    (see `open_usable_many`)."""
+    session, ((result, error),) = open_usable_many(db, db_name, [(method, params)], info)
+    return session, result, error
 
-    The request goes out together with `server_check`, whose answer is read first. Each
+
+def open_usable_many(db: str, db_name: str, requests: list[tuple[str, list[Any]]],
+                     info: Callable[[str], None]) -> tuple[Session, list[tuple[Any, Any]]]:
+    """A session to the first remote in *db* that will do, and its (result, error) for
+    each request.
+
+    The requests go out together with `server_check`, whose answer is read first. Each
     remote is tried once, in the order given (vtep-ctl shuffles them: for a cluster, the
     server it ends on is the same, the leader). A refused server is reported through
     *info*. If none will do, raises `ConnectionFailed` with the last connection error
@@ -321,12 +330,11 @@ def open_usable(db: str, db_name: str, method: str, params: list[Any],
             last = e.errno
             continue
         try:
-            check, rid = session.send_many([("transact", server_check(db_name)),
-                                            (method, params)])
+            check, *rids = session.send_many([("transact", server_check(db_name)),
+                                              *requests])
             problem = server_problem(db_name, *session.wait_reply(check))
             if problem is None:
-                result, error = session.wait_reply(rid)
-                return session, result, error
+                return session, [session.wait_reply(rid) for rid in rids]
             info(f"{remote}: {problem}")
         except ConnectionFailed as e:
             last = e.errno
