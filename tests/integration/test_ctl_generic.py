@@ -434,7 +434,13 @@ def _fill_for_row_order(srv: RunningServer, seed: int) -> list[str]:
                              "locator": ["named-uuid", "loc"]}} for i in range(30)]
             macs = [r["uuid"][1] for r in txn(*ops)[1:]]
             delete("Ucast_Macs_Remote", rng.sample(macs, 5))
+        # switches whose UUIDs share their first 4 digits (and more, for some)
+        txn(*[{"op": "insert", "table": "Logical_Switch", "uuid": u,
+               "row": {"name": f"prefix{i}"}} for i, u in enumerate(PREFIXED)])
     return sorted(switches)
+
+
+PREFIXED = [f"abcd{i % 3}{i:03x}-0000-4000-8000-{i:012x}" for i in range(9)]
 
 
 # (vtep-ctl's own order shows in these outputs; each must come out the same from both
@@ -480,6 +486,13 @@ def test_row_order_same_as_vtep_ctl_on_the_same_database(
             ours = run_tool(srv, "hwvtep", args, raw=True)
             assert ours == run_tool(srv, "vtep-ctl", args, raw=True), (seed, args)
             assert ours[2] == 0 and ours[0].count("\n") > 20, (seed, args, ours)
+        # an ambiguous UUID prefix is reported with the first two rows in the IDL's order
+        for prefix in ("abcd", "abcd1", "abcd2"):
+            for args in (["get", "Logical_Switch", prefix, "name"],
+                         ["list-ls", "--", "get", "Logical_Switch", prefix, "name"]):
+                ours = run_tool(srv, "hwvtep", args, raw=True)
+                assert ours == run_tool(srv, "vtep-ctl", args, raw=True), (seed, args)
+                assert "2 or more rows whose UUIDs begin with" in ours[1], ours
 
 
 MONITOR_CASES = [
@@ -527,7 +540,8 @@ def test_monitors_what_vtep_ctl_monitors(servers: dict[str, RunningServer],
     assert {t: sorted(c) for t, c in plan.monitor.items()} == theirs
     runner = ctl.Runner(opts, commands, env, needs, "", "", plan)
     runner.exact = True
-    assert list(runner.fetch_params()[2]) == list(request)
+    ((method, params),) = runner.fetch_requests()
+    assert method == "monitor_cond" and list(params[2]) == list(request)
 
 
 # Hex letters in the first digits, so that an upper-case prefix differs from the UUID's.
