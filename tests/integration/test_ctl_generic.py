@@ -495,6 +495,41 @@ def test_row_order_same_as_vtep_ctl_on_the_same_database(
                 assert "2 or more rows whose UUIDs begin with" in ours[1], ours
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_row_order_of_rows_that_arrive_while_waiting(
+        servers: dict[str, RunningServer], kind: str) -> None:
+    """wait-until, then find: both tools wait on the same database while four
+    transactions add switches (the last one the awaited "last"); the rows that arrived
+    in updates are listed in the same order as vtep-ctl lists them."""
+    srv = on(servers, kind)
+    _fill_for_row_order(srv, 4)
+    args = ["wait-until", "Logical_Switch", "last", "--", "--columns=name", "find",
+            "Logical_Switch"]
+    waiters = [subprocess.Popen([*cmd, f"--db={srv.unix}", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=srv.env)
+               for cmd in (["vtep-ctl", "-vreconnect:emer"], [HWVTEP, "ctl"])]
+    try:
+        time.sleep(1.0)
+        assert all(w.poll() is None for w in waiters)
+        rng = random.Random(4)
+        with Rpc(str(srv.sock)) as rpc:
+            for b in range(4):
+                names = [f"w{b}_{i}" for i in range(rng.randrange(5, 20))]
+                reply = rpc.call("transact", ["hardware_vtep", *[
+                    {"op": "insert", "table": "Logical_Switch", "row": {"name": n}}
+                    for n in [*names, *(["last"] if b == 3 else [])]]])
+                assert all("error" not in r for r in reply["result"]), reply
+                time.sleep(0.2)
+        ref, ours = (w.communicate(timeout=20) for w in waiters)
+    finally:
+        for w in waiters:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert ours == ref
+    assert ref[0].count("name") > 150 and "last" in ref[0]
+
+
 MONITOR_CASES = [
     ["list-ps"], ["get-manager"], ["show"], ["list", "Logical_Switch"],
     ["--columns=name", "find", "Logical_Switch", "tunnel_key>1"],
