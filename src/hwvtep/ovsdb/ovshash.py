@@ -62,27 +62,18 @@ def _calc_mask(capacity: int) -> int:
 
 def hmap_order(items: Iterable[tuple[int, T]]) -> list[T]:
     """The order an OVS hmap walks the values inserted as (hash, value) in *items*' order."""
-    mask = 0
-    buckets: list[list[tuple[int, T]]] = [[]]
-    for n, item in enumerate(items, 1):
-        buckets[item[0] & mask].insert(0, item)
-        if n // 2 > mask:
-            new_mask = _calc_mask(n)
-            if new_mask > mask:
-                grown: list[list[tuple[int, T]]] = [[] for _ in range(new_mask + 1)]
-                for bucket in buckets:
-                    for node in bucket:
-                        grown[node[0] & new_mask].insert(0, node)
-                buckets, mask = grown, new_mask
-    return [value for bucket in buckets for _, value in bucket]
+    return hmap_replay((True, h, value) for h, value in items)
 
 
 def hmap_replay(events: Iterable[tuple[bool, int, T]]) -> list[T]:
     """The order an OVS hmap walks after these (insert?, hash, value) events, in order.
 
-    An insertion may grow the map as in `hmap_order`; a removal takes the value out of its
-    bucket and never shrinks the map (hmap_remove), so it still counts for the growth an
-    earlier insertion caused. Removing a value that is not there does nothing.
+    A value goes in at the head of its bucket (hmap_insert), and once the map holds twice
+    as many values as it has buckets it grows (hmap_expand), rebuilding every
+    bucket by walking the old ones, which reverses the order of values that stay together.
+    A removal takes the value out of its bucket and never shrinks the map (hmap_remove),
+    so it still counts for the growth an earlier insertion caused. Removing a value that is
+    not there does nothing.
     """
     mask = 0
     n = 0
