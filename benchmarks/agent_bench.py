@@ -28,6 +28,7 @@ Everything lives in namespaces named for this run and is removed at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -38,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,15 +159,28 @@ def figures(adds: list[float], dels: list[float]) -> dict[str, float]:
     }
 
 
-def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
-    lab = Lab(spaces, tmp / "lat")
+@contextlib.contextmanager
+def red_realised(spaces: Namespaces, path: Path) -> Iterator[tuple[Lab, Vtep, str, str, Rpc,
+                                                                  NetlinkWatcher]]:  # fmt: skip
+    """A two-VTEP lab with red realised on ps1: (lab, ps1, red's uuid, the locator's uuid,
+    a raw client of ps1's server, a netlink watcher in ps1's namespace); removed after."""
+    lab = Lab(spaces, path)
     try:
         lab.start()
         v = lab["ps1"]
         ls, loc = setup_red(v)
         wait_until(lambda: "hvx5000" in lab.links("ps1"), what="red realised")
-        rpc = Rpc(v.sock)
         watcher = NetlinkWatcher(v.ns)
+        try:
+            yield lab, v, ls, loc, Rpc(v.sock), watcher
+        finally:
+            watcher.close()
+    finally:
+        lab.close()
+
+
+def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
+    with red_realised(spaces, tmp / "lat") as (_, _, ls, loc, rpc, watcher):
         adds: list[float] = []
         dels: list[float] = []
         uuids: list[str] = []
@@ -211,10 +225,7 @@ def bench_latency(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
             dels.append(t1 - t0)
             rpc.wait(rid)
             time.sleep(0.002)
-        watcher.close()
         return figures(adds, dels)
-    finally:
-        lab.close()
 
 
 def wait_master(watcher: NetlinkWatcher, ifname: str, master: int | None,
@@ -229,12 +240,7 @@ def wait_master(watcher: NetlinkWatcher, ifname: str, master: int | None,
 
 def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, float]:
     """Bind p2 to red (realised on p1 already) and unbind it, `changes` times each."""
-    lab = Lab(spaces, tmp / "bind")
-    try:
-        lab.start()
-        v = lab["ps1"]
-        ls, _ = setup_red(v)
-        wait_until(lambda: "hvx5000" in lab.links("ps1"), what="red realised")
+    with red_realised(spaces, tmp / "bind") as (lab, v, ls, _, rpc, watcher):
         (p2,) = [r["_uuid"][1] for r in v.dump("Physical_Port") if r["name"] == "p2"]
         bridge = json.loads(lab.spaces.ip(v.ns, "-j", "link", "show", "hvb5000").stdout)
         index = int(bridge[0]["ifindex"])
@@ -244,8 +250,6 @@ def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
                 "mutations": [["vlan_bindings", "insert", to_red]]}  # fmt: skip
         unbind = {"op": "mutate", "table": "Physical_Port", "where": on_p2,
                   "mutations": [["vlan_bindings", "delete", ["set", [0]]]]}  # fmt: skip
-        rpc = Rpc(v.sock)
-        watcher = NetlinkWatcher(v.ns)
         adds: list[float] = []
         dels: list[float] = []
         for _ in range(changes):
@@ -260,10 +264,17 @@ def bench_binding(spaces: Namespaces, tmp: Path, changes: int) -> dict[str, floa
                     raise RuntimeError(f"binding transaction: {result}")
                 # let the agent's report of the change settle, as between MAC changes
                 time.sleep(0.005)
-        watcher.close()
         return figures(adds, dels)
-    finally:
-        lab.close()
+
+
+def report_latency(add: str, remove: str, changes: int, figs: dict[str, float]) -> bool:
+    """Print a latency phase's figures; whether the add side met its targets."""
+    print(f"convergence, {add} ({changes} changes): p50 {figs['add_p50_ms']:.2f} ms, "
+          f"p99 {figs['add_p99_ms']:.2f} ms, max {figs['add_max_ms']:.1f} ms   "
+          "[targets p50 <= 10, p99 <= 50]")  # fmt: skip
+    print(f"convergence, {remove}: p50 {figs['del_p50_ms']:.2f} ms, "
+          f"p99 {figs['del_p99_ms']:.2f} ms, max {figs['del_max_ms']:.1f} ms")  # fmt: skip
+    return figs["add_p50_ms"] <= 10 and figs["add_p99_ms"] <= 50
 
 
 def bench_attach(spaces: Namespaces, tmp: Path, static_arp: bool, runs: int) -> list[float]:
@@ -494,26 +505,11 @@ def main() -> int:
             tmp = Path(tmpdir)
             if "latency" in only:
                 lat = bench_latency(fresh(), tmp, args.changes)
-                print(
-                    f"convergence, add remote MAC ({args.changes} changes): "
-                    f"p50 {lat['add_p50_ms']:.2f} ms, p99 {lat['add_p99_ms']:.2f} ms, "
-                    f"max {lat['add_max_ms']:.1f} ms   [targets p50 <= 10, p99 <= 50]"
-                )
-                print(f"convergence, remove remote MAC: p50 {lat['del_p50_ms']:.2f} ms, "
-                      f"p99 {lat['del_p99_ms']:.2f} ms")  # fmt: skip
-                ok &= lat["add_p50_ms"] <= 10 and lat["add_p99_ms"] <= 50
+                ok &= report_latency("add remote MAC", "remove remote MAC", args.changes, lat)
             if "binding" in only:
                 bnd = bench_binding(fresh(), tmp, args.binding_changes)
-                print(
-                    f"convergence, bind a port ({args.binding_changes} changes): "
-                    f"p50 {bnd['add_p50_ms']:.2f} ms, p99 {bnd['add_p99_ms']:.2f} ms, "
-                    f"max {bnd['add_max_ms']:.1f} ms   [targets p50 <= 10, p99 <= 50]"
-                )
-                print(
-                    f"convergence, unbind the port: p50 {bnd['del_p50_ms']:.2f} ms, "
-                    f"p99 {bnd['del_p99_ms']:.2f} ms, max {bnd['del_max_ms']:.1f} ms"
-                )
-                ok &= bnd["add_p50_ms"] <= 10 and bnd["add_p99_ms"] <= 50
+                ok &= report_latency("bind a port", "unbind the port", args.binding_changes,
+                                     bnd)  # fmt: skip
             if "attach" in only:
                 for static_arp, how in ((True, "hosts' ARP entries static"),
                                         (False, "with ARP, retransmitted by the host every "
